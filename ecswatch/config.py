@@ -1,0 +1,251 @@
+"""The frozen, validated configuration: TOML file, then ECSWATCH_<SECTION>_<KEY> overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ECSWATCH_"
+CONFIG_ENV = "ECSWATCH_CONFIG"
+
+Check = Callable[[Any], str | None]
+
+
+def _between(low: float, high: float) -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low:g} and {high:g}"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _url_or_empty(v: str) -> str | None:
+    return None if not v or v.startswith(("http://", "https://")) else "must be an http(s) URL"
+
+
+def _nonempty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def _opt(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class AwsConfig:
+    region: str = _opt("", doc="AWS region; empty: the standard chain (AWS_REGION, profile, ...)")
+    endpoint_url: str = _opt("", _url_or_empty, "emulator/LocalStack endpoint; empty for AWS")
+
+
+@dataclass(frozen=True, slots=True)
+class SqsConfig:
+    queue_url: str = _opt("", _url_or_empty, "the queue the EventBridge rule feeds (required)")
+    dead_letter_queue_url: str = _opt("", _url_or_empty, "where invalid messages go, with reason")
+    wait_time_seconds: int = _opt(20, _between(0, 20), "long-poll wait")
+    max_messages: int = _opt(10, _between(1, 10), "messages per ReceiveMessage")
+    visibility_timeout: int = _opt(60, _between(5, 43200), "seconds; extended while work runs")
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDbConfig:
+    task_table: str = _opt("ECSTaskState", _nonempty, "table keyed by taskArn")
+    container_instance_table: str = _opt(
+        "ECSCtrInstanceState", _nonempty, "table keyed by containerInstanceArn"
+    )
+    stopped_task_ttl_days: int = _opt(7, _between(0, 36500), "expiresAt on STOPPED tasks; 0: off")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    count: int = _opt(4, _between(1, 256), "worker threads, each long-polling")
+    shutdown_timeout: float = _opt(25.0, _between(1, 3600), "seconds to drain on SIGTERM")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    host: str = _opt("0.0.0.0", _nonempty, "bind address of /metrics /healthz /readyz")
+    port: int = _opt(9108, _between(0, 65535), "0 picks a free port")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = _opt("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    format: str = _opt("auto", _one_of("auto", "json", "console"), "auto: console on a TTY")
+
+
+@dataclass(frozen=True, slots=True)
+class EventsConfig:
+    redact_environment: bool = _opt(True, doc="replace container override env values by ***")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    sqs: SqsConfig = field(default_factory=SqsConfig)
+    dynamodb: DynamoDbConfig = field(default_factory=DynamoDbConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+
+    @property
+    def readiness_window_seconds(self) -> float:
+        """How recent the last successful receive must be for /readyz (contract)."""
+        return 2 * self.sqs.wait_time_seconds + 10
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "aws": AwsConfig,
+    "sqs": SqsConfig,
+    "dynamodb": DynamoDbConfig,
+    "workers": WorkersConfig,
+    "metrics": MetricsConfig,
+    "log": LogConfig,
+    "events": EventsConfig,
+}
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_queue: bool = True,
+) -> Config:
+    """Build the config from `path` (else $ECSWATCH_CONFIG, else defaults) and the environment."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    raw = _read_file(path or env.get(CONFIG_ENV) or None, problems)
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            problems.append(f"{section}: unknown section")
+        elif not isinstance(table, dict):
+            problems.append(f"{section}: must be a table")
+        else:
+            values[section].update(table)
+    for name, text in env.items():
+        if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
+            _apply_env(name, text, values, problems)
+    sections = {name: _build(name, cls, values[name], problems) for name, cls in SECTIONS.items()}
+    config = Config(**sections) if not problems else None
+    if config is not None and require_queue and not config.sqs.queue_url:
+        problems.append("sqs.queue_url: required (or set ECSWATCH_SQS_QUEUE_URL)")
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def _read_file(path: str | os.PathLike[str] | None, problems: list[str]) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        problems.append(f"config file {os.fspath(path)}: {exc.strerror or exc}")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"config file {os.fspath(path)}: invalid TOML: {exc}")
+    return {}
+
+
+def _apply_env(
+    name: str, text: str, values: dict[str, dict[str, Any]], problems: list[str]
+) -> None:
+    section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+    cls = SECTIONS.get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    if key not in fields:
+        problems.append(f"{name}: unknown setting")
+        return
+    kind = _field_type(fields[key])
+    try:
+        values[section][key] = _parse_env_value(text, kind)
+    except ValueError:
+        problems.append(f"{name}: must be {_type_word(kind)}, got {text!r}")
+
+
+def _parse_env_value(text: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if kind is int:
+        return int(text)
+    if kind is float:
+        return float(text)
+    return text
+
+
+def _field_type(f: dataclasses.Field[Any]) -> type:
+    return {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+
+
+def _type_word(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[kind]
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _build(section: str, cls: type[Any], given: dict[str, Any], problems: list[str]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in given.items():
+        f = fields.get(key)
+        if f is None:
+            problems.append(f"{section}.{key}: unknown key")
+            continue
+        kind = _field_type(f)
+        if not _type_ok(value, kind):
+            problems.append(f"{section}.{key}: must be {_type_word(kind)}, got {value!r}")
+            continue
+        typed = float(value) if kind is float else value
+        check: Check | None = f.metadata.get("check")
+        error = check(typed) if check else None
+        if error:
+            problems.append(f"{section}.{key}: {error}, got {typed!r}")
+            continue
+        kwargs[key] = typed
+    return cls(**kwargs)
+
+
+def describe(config: Config) -> str:
+    """The effective configuration as TOML, for `ecswatch check-config`."""
+    lines: list[str] = []
+    for name in SECTIONS:
+        lines.append(f"[{name}]")
+        section = getattr(config, name)
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

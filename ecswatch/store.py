@@ -1,0 +1,145 @@
+"""DynamoDB: one conditional PutItem per event; the outcome comes from what DynamoDB returns.
+
+Correctness: the write is `attribute_not_exists(key) OR version < :v`, atomic per item, so
+whatever the interleaving of duplicates, reordering, replicas and redeliveries, an item only
+ever moves to a higher version, and each version is *applied* by exactly one write. The item
+it replaced (ReturnValues=ALL_OLD) and, on a failed condition, the item that won
+(ReturnValuesOnConditionCheckFailure=ALL_OLD) tell us everything; we never read first.
+"""
+
+from __future__ import annotations
+
+import decimal
+import enum
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from ecswatch.events import Event, Resource
+from ecswatch.retry import Retrier
+
+CONDITION = "attribute_not_exists(#key) OR #version < :version"
+# DynamoDB's verdict that an item can never be written as it is (size, empty names, ...).
+PERMANENT_CODES = frozenset({"ValidationException", "SerializationException"})
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    outcome: Outcome
+    #: lastStatus of the item this write replaced (applied) or that beat it (duplicate/stale)
+    other_status: str | None
+    other_version: int | None
+
+
+class UnstorableEventError(Exception):
+    """DynamoDB can never accept this event: dead-letter it instead of retrying."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def classify_conflict(stored_version: int | None, event_version: int) -> Outcome:
+    """A failed condition means the stored version is >= ours: equal is a duplicate."""
+    if stored_version is None or stored_version > event_version:
+        # No item in the error response (some emulators omit it): it can only be newer or equal,
+        # and without an extra read "stale" is the conservative word.
+        return Outcome.STALE
+    return Outcome.DUPLICATE
+
+
+_serializer = TypeSerializer()
+
+
+def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return {name: _serializer.serialize(value) for name, value in item.items()}
+    except (TypeError, ValueError, decimal.DecimalException) as exc:
+        raise UnstorableEventError(
+            "unstorable", f"item cannot be represented in DynamoDB: {exc}"
+        ) from exc
+
+
+class Store:
+    """Applies events to their table; retries transient errors through `retrier`."""
+
+    def __init__(
+        self,
+        client: Any,
+        tables: Mapping[Resource, str],
+        retrier: Retrier,
+        *,
+        observe_write: Callable[[str, float], None] = lambda table, seconds: None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._client = client
+        self._tables = dict(tables)
+        self._retrier = retrier
+        self._observe_write = observe_write
+        self._clock = clock
+
+    def table_for(self, resource: Resource) -> str:
+        return self._tables[resource]
+
+    def apply(self, event: Event, item: Mapping[str, Any]) -> WriteResult:
+        """One conditional PutItem, retried if transient. Raises UnstorableEventError."""
+        table = self._tables[event.resource]
+        request = {
+            "TableName": table,
+            "Item": serialize_item(item),
+            "ConditionExpression": CONDITION,
+            "ExpressionAttributeNames": {"#key": event.resource.key, "#version": "version"},
+            "ExpressionAttributeValues": {":version": {"N": str(event.version)}},
+            "ReturnValues": "ALL_OLD",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            response = self._retrier("PutItem", lambda: self._put(table, request))
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                stored = exc.response.get("Item")
+                version = _number(stored, "version")
+                return WriteResult(
+                    classify_conflict(version, event.version),
+                    _string(stored, "lastStatus"),
+                    version,
+                )
+            if code in PERMANENT_CODES:
+                raise UnstorableEventError(
+                    "rejected_by_dynamodb", str(error.get("Message", code))
+                ) from exc
+            raise
+        old = response.get("Attributes")
+        return WriteResult(Outcome.APPLIED, _string(old, "lastStatus"), _number(old, "version"))
+
+    def _put(self, table: str, request: dict[str, Any]) -> dict[str, Any]:
+        started = self._clock()
+        try:
+            return self._client.put_item(**request)  # type: ignore[no-any-return]
+        finally:
+            self._observe_write(table, self._clock() - started)
+
+
+def _string(item: Mapping[str, Any] | None, name: str) -> str | None:
+    value = (item or {}).get(name)
+    return value.get("S") if isinstance(value, dict) else None
+
+
+def _number(item: Mapping[str, Any] | None, name: str) -> int | None:
+    value = (item or {}).get(name)
+    try:
+        return int(value["N"]) if isinstance(value, dict) and "N" in value else None
+    except ValueError:
+        return None
