@@ -84,6 +84,15 @@ class EventsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BootstrapConfig:
+    queue_name: str = _opt("ecswatch-events", _nonempty, "used when sqs.queue_url is empty")
+    dead_letter_queue_name: str = _opt("ecswatch-events-dlq", _nonempty, "same, for the DLQ")
+    max_receive_count: int = _opt(5, _between(1, 1000), "receives before SQS redrives to the DLQ")
+    rule_name: str = _opt("ecswatch-ecs-events", _nonempty, "EventBridge rule (source aws.ecs)")
+    event_bus_name: str = _opt("default", _nonempty, "AWS services publish on the default bus")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     aws: AwsConfig = field(default_factory=AwsConfig)
     sqs: SqsConfig = field(default_factory=SqsConfig)
@@ -92,6 +101,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
 
     @property
     def readiness_window_seconds(self) -> float:
@@ -107,6 +117,7 @@ SECTIONS: dict[str, type[Any]] = {
     "metrics": MetricsConfig,
     "log": LogConfig,
     "events": EventsConfig,
+    "bootstrap": BootstrapConfig,
 }
 
 
@@ -140,10 +151,10 @@ def load_config(
         if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
             _apply_env(name, text, values, problems)
     sections = {name: _build(name, cls, values[name], problems) for name, cls in SECTIONS.items()}
-    config = Config(**sections) if not problems else None
-    if config is not None and require_queue and not config.sqs.queue_url:
+    config = Config(**sections)  # invalid values were left out, so this always builds
+    if require_queue and not config.sqs.queue_url and "queue_url" not in values["sqs"]:
         problems.append("sqs.queue_url: required (or set ECSWATCH_SQS_QUEUE_URL)")
-    if problems or config is None:
+    if problems:
         raise ConfigError(problems)
     return config
 

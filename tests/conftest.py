@@ -1,0 +1,237 @@
+"""Fixtures: moto's server over real HTTP, a bootstrapped stack per test, an embedded daemon."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+from prometheus_client import CollectorRegistry
+
+from ecswatch.app import Daemon
+from ecswatch.bootstrap import BootstrapResult, bootstrap
+from ecswatch.config import Config, load_config
+from ecswatch.emulator import Emulator
+from ecswatch.logging import configure_logging
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_thread_exceptions() -> Iterator[None]:
+    """A background thread that dies from an exception fails the test (arroyo's habit)."""
+    errors: list[threading.ExceptHookArgs] = []
+    previous = threading.excepthook
+    threading.excepthook = errors.append
+    yield
+    threading.excepthook = previous
+    assert not errors, f"exception in thread {errors[0].thread}: {errors[0].exc_value!r}"
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("ECSWATCH_", "AWS_")):
+            monkeypatch.delenv(name)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    configure_logging("WARNING", "json")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+_deserializer = TypeDeserializer()
+
+
+@dataclass
+class Stack:
+    """A bootstrapped queue, DLQ, tables and rule on the emulator, with helpers to look at them."""
+
+    emulator: Emulator
+    config: Config
+    resources: BootstrapResult
+    sqs: Any
+    dynamodb: Any
+    events: Any
+
+    def send(self, *bodies: str) -> None:
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(i), "MessageBody": body}
+                for i, body in enumerate(bodies[start : start + 10])
+            ]
+            response = self.sqs.send_message_batch(
+                QueueUrl=self.resources.queue_url, Entries=entries
+            )
+            assert not response.get("Failed"), response["Failed"]
+
+    def send_events(self, envelopes: list[dict[str, Any]]) -> None:
+        self.send(*(json.dumps(e) for e in envelopes))
+
+    def items(self, table: str) -> dict[str, dict[str, Any]]:
+        key = "taskArn" if table == self.config.dynamodb.task_table else "containerInstanceArn"
+        found: dict[str, dict[str, Any]] = {}
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=table):
+            for raw in page["Items"]:
+                item = {k: _deserializer.deserialize(v) for k, v in raw.items()}
+                found[item[key]] = item
+        return found
+
+    def task_items(self) -> dict[str, dict[str, Any]]:
+        return self.items(self.config.dynamodb.task_table)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.resources.dead_letter_queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
+            ).get("Messages", [])
+            if not got:
+                return messages
+            messages += got
+
+    def queue_counts(self) -> tuple[int, int]:
+        """(visible, in flight) messages of the source queue."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+    def daemon_environment(self, **overrides: str) -> dict[str, str]:
+        """Environment for an `ecswatch run` subprocess aimed at this stack."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ECSWATCH_")}
+        env.update(
+            ECSWATCH_AWS_ENDPOINT_URL=self.emulator.url,
+            ECSWATCH_AWS_REGION=REGION,
+            ECSWATCH_SQS_QUEUE_URL=self.resources.queue_url,
+            ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL=self.resources.dead_letter_queue_url,
+            ECSWATCH_SQS_WAIT_TIME_SECONDS="1",
+            ECSWATCH_METRICS_HOST="127.0.0.1",
+            ECSWATCH_METRICS_PORT="0",
+            ECSWATCH_LOG_FORMAT="json",
+        )
+        env.update(overrides)
+        return env
+
+
+def make_clients(url: str) -> dict[str, Any]:
+    return {
+        name: boto3.client(name, endpoint_url=url, region_name=REGION)
+        for name in ("sqs", "dynamodb", "events")
+    }
+
+
+@pytest.fixture
+def stack(emulator: Emulator) -> Stack:
+    emulator.reset()
+    base = load_config(
+        None,
+        {"ECSWATCH_AWS_ENDPOINT_URL": emulator.url, "ECSWATCH_AWS_REGION": REGION},
+        require_queue=False,
+    )
+    clients = make_clients(emulator.url)
+    resources = bootstrap(base, **clients)
+    config = dataclasses.replace(
+        base,
+        sqs=dataclasses.replace(
+            base.sqs,
+            queue_url=resources.queue_url,
+            dead_letter_queue_url=resources.dead_letter_queue_url,
+            wait_time_seconds=1,
+        ),
+        metrics=dataclasses.replace(base.metrics, host="127.0.0.1", port=0),
+        workers=dataclasses.replace(base.workers, shutdown_timeout=10.0),
+    )
+    return Stack(emulator, config, resources, **clients)
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    registry: CollectorRegistry
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def events(self, outcome: str, detail_type: str = "ECS Task State Change") -> float:
+        return self.value("ecswatch_events_total", detail_type=detail_type, outcome=outcome)
+
+    def processed(self) -> float:
+        return sum(
+            sample.value
+            for metric in self.registry.collect()
+            if metric.name == "ecswatch_events"
+            for sample in metric.samples
+            if sample.name == "ecswatch_events_total"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.http.port}"
+
+
+@pytest.fixture
+def start_daemon(stack: Stack) -> Iterator[Callable[..., Running]]:
+    """Start an in-process daemon on the stack; `start_daemon(workers=2, sqs={...})`."""
+    started: list[Daemon] = []
+
+    def start(**sections: dict[str, Any]) -> Running:
+        config = stack.config
+        for section, values in sections.items():
+            config = dataclasses.replace(
+                config, **{section: dataclasses.replace(getattr(config, section), **values)}
+            )
+        registry = CollectorRegistry()
+        daemon = Daemon(config, registry)
+        daemon.start()
+        started.append(daemon)
+        return Running(daemon, registry)
+
+    yield start
+    for daemon in started:
+        daemon.stop()
