@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -33,10 +34,8 @@ class DaemonProcess:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.raw.append(line)
-            try:
+            with contextlib.suppress(ValueError):
                 self.logs.append(json.loads(line))
-            except ValueError:
-                pass
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [entry for entry in list(self.logs) if entry.get("event") == name]

@@ -1,0 +1,46 @@
+"""The exactness property over HTTP: real Store, moto's DynamoDB, four concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from hypothesis import HealthCheck, given, settings
+from prometheus_client import CollectorRegistry
+
+from ecswatch.aws import make_client
+from ecswatch.events import Resource
+from ecswatch.metrics import Metrics
+from ecswatch.processor import Processor
+from ecswatch.queue import Message
+from ecswatch.retry import WRITE, Retrier
+from ecswatch.store import Store
+from tests.conftest import Stack
+from tests.strategies import Scenario, scenarios
+from tests.test_properties import NoQueue, failed_starts
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=scenarios(max_tasks=6))
+def test_concurrent_writers_over_http_keep_state_and_count_exact(
+    stack: Stack, scenario: Scenario
+) -> None:
+    # Each example uses fresh task ARNs, so one stack serves every example.
+    client = make_client("dynamodb", stack.config.aws, max_pool_connections=8)
+    tables = {
+        Resource.TASK: stack.config.dynamodb.task_table,
+        Resource.CONTAINER_INSTANCE: stack.config.dynamodb.container_instance_table,
+    }
+    registry = CollectorRegistry()
+    store = Store(client, tables, Retrier(WRITE, abort=threading.Event()))
+    processor = Processor(store, NoQueue(), Metrics(registry))  # type: ignore[arg-type]
+    messages = [Message(f"m{i}", f"r{i}", body) for i, body in enumerate(scenario.deliveries)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(processor.handle, messages))
+    stored = stack.task_items()
+    assert {arn: int(stored[arn]["version"]) for arn in scenario.final} == scenario.final
+    assert failed_starts(registry) == scenario.failed_starts

@@ -1,0 +1,148 @@
+"""Worker-pool decisions without a network: heartbeat timing, backoff, release on stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from prometheus_client import CollectorRegistry
+
+from ecswatch.metrics import Metrics
+from ecswatch.queue import Message
+from ecswatch.retry import is_transient
+from ecswatch.worker import MAX_ERROR_BACKOFF_SECONDS, Heartbeat, WorkerPool, error_backoff
+
+
+class FakeQueue:
+    """Records what the pool asks of SQS; narrow stand-in for ecswatch.queue.Queue."""
+
+    def __init__(self, batches: list[list[Message]]) -> None:
+        self.batches = batches
+        self.deleted: list[str] = []
+        self.visibility: list[tuple[str, int]] = []
+        self.dead_letter_queue_url = ""
+
+    def receive(self, **_: Any) -> list[Message]:
+        return self.batches.pop(0) if self.batches else []
+
+    def delete(self, messages: Sequence[Message]) -> list[Message]:
+        self.deleted += [m.message_id for m in messages]
+        return []
+
+    def change_visibility(self, messages: Sequence[Message], seconds: int) -> list[Message]:
+        self.visibility += [(m.message_id, seconds) for m in messages]
+        return []
+
+
+def messages(n: int) -> list[Message]:
+    return [Message(f"m{i}", f"rh{i}", "{}") for i in range(n)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_heartbeat_extends_only_messages_held_for_half_their_visibility() -> None:
+    queue, clock = FakeQueue([]), Clock()
+    heartbeat = Heartbeat(queue, 60, clock=clock)  # type: ignore[arg-type]
+    old, new = messages(2)
+    heartbeat.hold([old])
+    clock.now += 20
+    heartbeat.hold([new])
+    heartbeat.beat()
+    assert queue.visibility == []
+    clock.now += 10  # old held 30 s = half of 60
+    heartbeat.beat()
+    assert queue.visibility == [("m0", 60)]
+    clock.now += 10  # old was just extended; new held 20 s
+    heartbeat.beat()
+    assert queue.visibility == [("m0", 60)]
+
+
+def test_heartbeat_forgets_dropped_messages() -> None:
+    queue, clock = FakeQueue([]), Clock()
+    heartbeat = Heartbeat(queue, 10, clock=clock)  # type: ignore[arg-type]
+    batch = messages(3)
+    heartbeat.hold(batch)
+    heartbeat.drop(batch[:2])
+    clock.now += 6
+    assert [m.message_id for m in heartbeat.due()] == ["m2"]
+
+
+def test_error_backoff_grows_with_jitter_and_is_capped() -> None:
+    assert error_backoff(1, rng=lambda: 1.0) == 1.0
+    assert error_backoff(3, rng=lambda: 1.0) == 4.0
+    assert error_backoff(50, rng=lambda: 1.0) == MAX_ERROR_BACKOFF_SECONDS
+    assert error_backoff(50, rng=lambda: 0.0) == 0.0
+
+
+class StopAfter:
+    """A processor that asks the pool to stop after handling `n` messages."""
+
+    def __init__(self, pool_ref: list[WorkerPool], n: int) -> None:
+        self.pool_ref, self.n, self.handled = pool_ref, n, 0
+
+    def handle(self, message: Message) -> bool:
+        self.handled += 1
+        if self.handled == self.n:
+            self.pool_ref[0].stopping.set()
+        return True
+
+
+def test_stopping_mid_batch_deletes_the_finished_and_releases_the_rest() -> None:
+    queue = FakeQueue([messages(5)])
+    ref: list[WorkerPool] = []
+    processor = StopAfter(ref, 2)
+    metrics = Metrics(CollectorRegistry())
+    pool = WorkerPool(
+        queue,  # type: ignore[arg-type]
+        processor,  # type: ignore[arg-type]
+        metrics,
+        count=1,
+        wait_time_seconds=0,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+    ref.append(pool)
+    pool.run_once()
+    assert queue.deleted == ["m0", "m1"]
+    assert queue.visibility == [("m2", 0), ("m3", 0), ("m4", 0)]
+    assert metrics.registry.get_sample_value("ecswatch_messages_in_flight") == 0
+    assert metrics.registry.get_sample_value("ecswatch_messages_received_total") == 5
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutItem",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (client_error("ProvisionedThroughputExceededException", 400), True),
+        (client_error("ThrottlingException", 400), True),
+        (client_error("InternalServerError", 500), True),
+        (client_error("Whatever", 503), True),
+        (EndpointConnectionError(endpoint_url="http://x"), True),
+        (ReadTimeoutError(endpoint_url="http://x"), True),
+        (client_error("ConditionalCheckFailedException", 400), False),
+        (client_error("ValidationException", 400), False),
+        (client_error("AccessDeniedException", 400), False),
+        (client_error("ResourceNotFoundException", 400), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_only_throttling_5xx_and_connection_errors_are_transient(
+    error: BaseException, transient: bool
+) -> None:
+    assert is_transient(error) is transient
