@@ -122,8 +122,10 @@ def _queue_arn(sqs: Any, url: str) -> str:
 
 def _ensure_redrive(sqs: Any, url: str, redrive: dict[str, Any], changes: list[Change]) -> None:
     name = url.rsplit("/", 1)[-1]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-    current = json.loads(attributes.get("Attributes", {}).get("RedrivePolicy") or "{}")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["RedrivePolicy", "Policy"]
+    ).get("Attributes", {})
+    current = json.loads(attributes.get("RedrivePolicy") or "{}")
     if current.get("deadLetterTargetArn") not in (None, redrive["deadLetterTargetArn"]):
         raise BootstrapError(
             f"queue {name} already redrives to {current['deadLetterTargetArn']}, "
@@ -131,7 +133,11 @@ def _ensure_redrive(sqs: Any, url: str, redrive: dict[str, Any], changes: list[C
         )
     if current and int(current.get("maxReceiveCount", 0)) == redrive["maxReceiveCount"]:
         return
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(redrive)})
+    update = {"RedrivePolicy": json.dumps(redrive)}
+    if attributes.get("Policy"):
+        # Unchanged, but sent along: moto forgets a Policy missing from SetQueueAttributes.
+        update["Policy"] = attributes["Policy"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=update)
     changes.append(Change("redrive", name, "updated"))
 
 

@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 import structlog
-from botocore.exceptions import NoRegionError
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from ecswatch import __version__
 from ecswatch.config import Config, ConfigError, describe, load_config
 from ecswatch.logging import configure_logging
 
+NO_CREDENTIALS = "aws: no AWS credentials found (task role, environment, or profile)"
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
@@ -37,6 +38,26 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", "run the daemon until SIGTERM/SIGINT")
+    command(
+        "bootstrap",
+        "create, idempotently, the queue, DLQ, tables, EventBridge rule and queue policy",
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="run everything on an embedded AWS emulator and show what lands",
+        description="Start an embedded AWS emulator, bootstrap it, run the daemon, publish a "
+        "realistic ECS event stream through EventBridge and summarise what landed. "
+        "No Docker, no AWS account.",
+    )
+    demo.add_argument("--events", type=int, default=200, help="size of the stream (default 200)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the stream")
+    demo.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
+    demo.add_argument("--port", type=int, default=9108, help="metrics port (default 9108)")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep the daemon and /metrics up until Ctrl-C"
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--verbose", action="store_true", help="show the daemon's logs")
     command("check-config", "validate and print the effective configuration")
     return parser
 
@@ -45,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = {
         "run": _run,
+        "bootstrap": _bootstrap,
+        "demo": _demo,
         "check-config": _check_config,
     }[args.command]
     try:
@@ -53,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config_error(str(exc))
     except NoRegionError:
         return config_error(NO_REGION)
+    except NoCredentialsError:
+        return config_error(NO_CREDENTIALS)
 
 
 def config_error(message: str) -> int:
@@ -83,3 +108,54 @@ def _run(args: argparse.Namespace) -> int:
     except Exception:
         structlog.get_logger("ecswatch").exception("fatal_error")
         return EXIT_FATAL
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    from ecswatch.aws import make_client  # noqa: PLC0415
+    from ecswatch.bootstrap import BootstrapError, bootstrap  # noqa: PLC0415
+
+    config = _load(args, require_queue=False)
+    clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
+    try:
+        result = bootstrap(config, **clients)
+    except BootstrapError as exc:
+        print(f"ecswatch: bootstrap: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(
+            f"ecswatch: bootstrap: {exc.operation_name} failed: "
+            f"{error.get('Code')}: {error.get('Message')}",
+            file=sys.stderr,
+        )
+        return EXIT_FATAL
+    for change in result.changes:
+        print(change)
+    print(
+        "\nConfigure the daemon with:\n"
+        f"  ECSWATCH_SQS_QUEUE_URL={result.queue_url}\n"
+        f"  ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL={result.dead_letter_queue_url}"
+    )
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from ecswatch.demo import run_demo  # noqa: PLC0415
+        from ecswatch.emulator import Emulator  # noqa: PLC0415, F401 (needs moto)
+    except ImportError as exc:
+        print(
+            f"ecswatch: demo needs the embedded emulator ({exc.name} is missing): "
+            "pip install 'ecswatch[demo]'",
+            file=sys.stderr,
+        )
+        return EXIT_FATAL
+    return run_demo(
+        events=args.events,
+        seed=args.seed,
+        workers=args.workers,
+        port=args.port,
+        keep_running=args.keep_running,
+        as_json=args.json,
+        verbose=args.verbose,
+    )
