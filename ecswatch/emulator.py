@@ -6,6 +6,7 @@ it is the `demo` extra, not a runtime dependency of the daemon.
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import threading
@@ -54,6 +55,8 @@ class FaultInjector:
         self.delay_seconds = delay_seconds
         self.faults = Faults()
         self.injected: dict[str, int] = {"throttle": 0, "server_error": 0, "stall": 0, "down": 0}
+        #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
+        self.requests: collections.Counter[str] = collections.Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -62,11 +65,13 @@ class FaultInjector:
     ) -> Iterable[bytes]:
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        with self._lock:
+            self.requests[target] += 1
         faults = self.faults
         if faults.down:
             self._count("down")
             return _answer(start_response, "503 Service Unavailable", {"message": "down"})
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith("DynamoDB_20120810.") and target.split(".", 1)[1] in faults.operations:
             with self._lock:
                 draw = self._random.random()
@@ -147,6 +152,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget every resource (moto's state is per process, shared by all its servers)."""
         self.faults.reset()
+        self.injector.requests.clear()
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 (our own loopback server)
             pass

@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog.testing
+
+from ecswatch.logging import configure_logging
 from ecswatch.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
 from ecswatch.simulate import DEFAULT_SERVICES, generate
 from tests.conftest import Running, Stack, http_get, wait_for
@@ -190,8 +193,30 @@ def test_readiness_fails_while_the_queue_cannot_be_read(
     stack: Stack, start_daemon: Callable[..., Running]
 ) -> None:
     running = start_daemon(sqs={"queue_url": stack.resources.queue_url + "-missing"})
-    time.sleep(1.5)  # several receive attempts, each failing
+    time.sleep(3)  # several receive attempts, each failing
     status, text = http_get(running.url + "/readyz")
     assert status == 503
     assert "no successful receive" in text
     assert http_get(running.url + "/healthz")[0] == 200  # alive, just not ready
+    # Each of the 4 workers backs off (0.5 s, 1 s, 2 s, ... with jitter) instead of spinning:
+    # a spinning loop would have sent hundreds of calls in 3 s.
+    attempts = stack.emulator.injector.requests["AmazonSQS.ReceiveMessage"]
+    assert 4 <= attempts <= 40
+
+
+def test_logs_name_each_message_and_never_show_secrets(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    stream = generate(tasks=4, copies=1, seed=8, container_instances=0)
+    configure_logging("INFO", "json")
+    with structlog.testing.capture_logs() as logs:
+        running = start_daemon()
+        stack.send(*stream.bodies())
+        wait_for(drained(stack, running, len(stream.envelopes)))
+    processed = [entry for entry in logs if entry["event"] == "message_processed"]
+    assert len(processed) >= len(stream.envelopes)
+    for entry in processed:
+        assert {"message_id", "arn", "version", "outcome"} <= set(entry)
+    assert "hunter2" not in repr(logs)
+    assert "hunter2" not in repr(stack.task_items())
+    assert "hunter2" in repr(stream.envelopes)  # the secret really was in the events

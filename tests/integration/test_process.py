@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +116,20 @@ def test_two_replicas_on_one_queue_never_double_count(
     assert sum(applied) <= stream.truth.distinct_events
     for replica in replicas:
         assert replica.terminate()[0] == 0
+
+
+def test_unexpected_fatal_error_exits_1_logged_once_as_json(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = DaemonProcess(stack.daemon_environment(ECSWATCH_METRICS_PORT=str(port)))
+        processes.append(proc)
+        assert proc.wait() == 1
+    text = proc.stderr_text()
+    fatal = [json.loads(line) for line in text.splitlines() if '"fatal_error"' in line]
+    assert len(fatal) == 1
+    assert fatal[0]["level"] == "error"
+    assert "Address already in use" in json.dumps(fatal[0]["exception"])
