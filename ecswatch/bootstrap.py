@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ecswatch.config import Config
+from ecswatch.config import Config, override
 from ecswatch.events import Resource
 
 POLICY_SID = "ecswatch-eventbridge"
@@ -43,6 +43,11 @@ class BootstrapResult:
     dead_letter_queue_url: str
     rule_arn: str
     changes: tuple[Change, ...]
+
+    def configure(self, config: Config) -> Config:
+        """`config` pointed at the queues bootstrap found or made."""
+        urls = {"queue_url": self.queue_url, "dead_letter_queue_url": self.dead_letter_queue_url}
+        return override(config, sqs=urls)
 
 
 def queue_name(config: Config) -> str:

@@ -241,6 +241,17 @@ def _build(section: str, cls: type[Any], given: dict[str, Any], problems: list[s
     return cls(**kwargs)
 
 
+def override(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy with some keys replaced: `override(c, sqs={"queue_url": url})`. Not validated."""
+    return dataclasses.replace(
+        config,
+        **{
+            name: dataclasses.replace(getattr(config, name), **values)
+            for name, values in sections.items()
+        },
+    )
+
+
 def describe(config: Config) -> str:
     """The effective configuration as TOML, for `ecswatch check-config`."""
     lines: list[str] = []

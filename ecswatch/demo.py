@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from ecswatch.app import Daemon
 from ecswatch.aws import make_client
 from ecswatch.bootstrap import bootstrap
-from ecswatch.config import Config, load_config
+from ecswatch.config import Config, load_config, override
 from ecswatch.logging import configure_logging
 from ecswatch.publish import put_events, send_messages
 from ecswatch.simulate import MALFORMED_BODY, Stream, generate
@@ -97,14 +97,7 @@ class Demo:
         clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
         resources = bootstrap(config, **clients)
         self.say(f"▸ bootstrap: {len(resources.changes)} resources created")
-        config = dataclasses.replace(
-            config,
-            sqs=dataclasses.replace(
-                config.sqs,
-                queue_url=resources.queue_url,
-                dead_letter_queue_url=resources.dead_letter_queue_url,
-            ),
-        )
+        config = resources.configure(config)
         daemon = _start_daemon(config)
         self.say(f"▸ ecswatch running: {self.workers} workers, metrics on {_url(daemon)}/metrics")
         stream = generate(
@@ -236,7 +229,7 @@ def _start_daemon(config: Config) -> Daemon:
     try:
         daemon = Daemon(config, CollectorRegistry())
     except OSError:  # the metrics port is taken: any free port will do for a demo
-        config = dataclasses.replace(config, metrics=dataclasses.replace(config.metrics, port=0))
+        config = override(config, metrics={"port": 0})
         daemon = Daemon(config, CollectorRegistry())
     daemon.start()
     return daemon

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from ecswatch.app import Daemon
 from ecswatch.bootstrap import BootstrapResult, bootstrap
-from ecswatch.config import Config, load_config
+from ecswatch.config import Config, load_config, override
 from ecswatch.emulator import Emulator
 from ecswatch.logging import configure_logging
 
@@ -176,16 +176,11 @@ def stack(emulator: Emulator) -> Stack:
     )
     clients = make_clients(emulator.url)
     resources = bootstrap(base, **clients)
-    config = dataclasses.replace(
-        base,
-        sqs=dataclasses.replace(
-            base.sqs,
-            queue_url=resources.queue_url,
-            dead_letter_queue_url=resources.dead_letter_queue_url,
-            wait_time_seconds=1,
-        ),
-        metrics=dataclasses.replace(base.metrics, host="127.0.0.1", port=0),
-        workers=dataclasses.replace(base.workers, shutdown_timeout=10.0),
+    config = override(
+        resources.configure(base),
+        sqs={"wait_time_seconds": 1},
+        metrics={"host": "127.0.0.1", "port": 0},
+        workers={"shutdown_timeout": 10.0},
     )
     return Stack(emulator, config, resources, **clients)
 
@@ -200,6 +195,17 @@ class Running:
 
     def events(self, outcome: str, detail_type: str = "ECS Task State Change") -> float:
         return self.value("ecswatch_events_total", detail_type=detail_type, outcome=outcome)
+
+    def failed_starts(self) -> Counter[tuple[str, str, str]]:
+        """PENDING→STOPPED counts by (cluster, group, stop_code), as simulate.Truth keeps them."""
+        return Counter(
+            {
+                (s.labels["cluster"], s.labels["group"], s.labels["stop_code"]): int(s.value)
+                for metric in self.registry.collect()
+                for s in metric.samples
+                if s.name == "ecswatch_tasks_pending_to_stopped_total" and s.value
+            }
+        )
 
     def processed(self) -> float:
         return sum(
@@ -221,11 +227,7 @@ def start_daemon(stack: Stack) -> Iterator[Callable[..., Running]]:
     started: list[Daemon] = []
 
     def start(**sections: dict[str, Any]) -> Running:
-        config = stack.config
-        for section, values in sections.items():
-            config = dataclasses.replace(
-                config, **{section: dataclasses.replace(getattr(config, section), **values)}
-            )
+        config = override(stack.config, **sections)
         registry = CollectorRegistry()
         daemon = Daemon(config, registry)
         daemon.start()

@@ -155,16 +155,7 @@ def test_shuffled_duplicated_lifecycles_end_at_the_highest_version(
     accounted = sum(running.events(o, k) for o in ("applied", "duplicate", "stale") for k in kinds)
     assert len(stream.truth.final) <= applied <= stream.truth.distinct_events
     assert accounted >= len(stream.envelopes)
-    for (cluster, group, stop_code), count in stream.truth.failed_starts.items():
-        assert (
-            running.value(
-                "ecswatch_tasks_pending_to_stopped_total",
-                cluster=cluster,
-                group=group,
-                stop_code=stop_code,
-            )
-            == count
-        )
+    assert running.failed_starts() == stream.truth.failed_starts
     failing = {f"service:{s.name}" for s in DEFAULT_SERVICES if s.fails_to_start}
     assert {group for (_, group, _) in stream.truth.failed_starts} == failing
 
