@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
@@ -58,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument("--verbose", action="store_true", help="show the daemon's logs")
+    sim = command(
+        "simulate", "publish simulated ECS events (through EventBridge by default) at a steady rate"
+    )
+    sim.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    sim.add_argument("--events", type=int, default=0, help="stop after N events (0: run forever)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed of the stream")
+    sim.add_argument(
+        "--via",
+        choices=("eventbridge", "sqs"),
+        default="eventbridge",
+        help="PutEvents on the bus (emulators, LocalStack) or SendMessage to sqs.queue_url "
+        "(real AWS refuses aws.* sources in PutEvents)",
+    )
     command("check-config", "validate and print the effective configuration")
     return parser
 
@@ -68,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "bootstrap": _bootstrap,
         "demo": _demo,
+        "simulate": _simulate,
         "check-config": _check_config,
     }[args.command]
     try:
@@ -159,3 +175,48 @@ def _demo(args: argparse.Namespace) -> int:
         as_json=args.json,
         verbose=args.verbose,
     )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import functools  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from ecswatch.aws import make_client  # noqa: PLC0415
+    from ecswatch.publish import put_events, send_messages, simulate  # noqa: PLC0415
+
+    config = _load(args, require_queue=args.via == "sqs")
+    if args.rate <= 0:
+        return config_error("--rate: must be positive")
+    if args.via == "sqs":
+        sqs = make_client("sqs", config.aws)
+
+        def publish(envelopes: Sequence[dict[str, Any]]) -> int:
+            bodies = [json.dumps(e) for e in envelopes]
+            return send_messages(sqs, config.sqs.queue_url, bodies)
+    else:
+        events = make_client("events", config.aws)
+        publish = functools.partial(put_events, events, bus=config.bootstrap.event_bus_name)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def report(published: int, refused: int) -> None:
+        print(f"published {published} events ({refused} refused)", flush=True)
+
+    try:
+        _, refused = simulate(
+            publish=publish,
+            rate=args.rate,
+            total=args.events,
+            seed=args.seed,
+            stop=stop,
+            report=report,
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"ecswatch: simulate: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return EXIT_FATAL
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return EXIT_OK if refused == 0 else EXIT_FATAL

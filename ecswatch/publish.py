@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from ecswatch.simulate import generate
 
 BATCH = 10  # PutEvents and SendMessageBatch take at most ten entries
 
@@ -43,3 +47,37 @@ def send_messages(sqs: Any, queue_url: str, bodies: Sequence[str]) -> int:
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         failed += len(response.get("Failed", []))
     return failed
+
+
+def simulate(
+    *,
+    publish: Callable[[Sequence[dict[str, Any]]], int],
+    rate: float,
+    total: int,
+    seed: int,
+    stop: threading.Event,
+    report: Callable[[int, int], None] = lambda published, refused: None,
+) -> tuple[int, int]:
+    """Publish simulated ECS traffic at about `rate` events/s until `total` (0: forever) or stop.
+
+    Returns (published, refused). Each round is a fresh, shuffled, duplicated stream of a few
+    services' task lifecycles, some failing to start, so the metrics keep moving.
+    """
+    published = refused = 0
+    round_number = 0
+    started = time.monotonic()
+    while not stop.is_set() and (total == 0 or published < total):
+        stream = generate(tasks=8, container_instances=1, copies=2, seed=seed + round_number)
+        round_number += 1
+        for start in range(0, len(stream.envelopes), BATCH):
+            if stop.is_set() or (total and published >= total):
+                break
+            batch = stream.envelopes[start : start + BATCH]
+            if total:
+                batch = batch[: total - published]
+            refused += publish(batch)
+            published += len(batch)
+            # Pace: sleep until the time this many events should have taken at `rate`.
+            stop.wait(max(0.0, started + published / rate - time.monotonic()))
+        report(published, refused)
+    return published, refused
