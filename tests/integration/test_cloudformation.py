@@ -1,0 +1,89 @@
+"""The CloudFormation template: cfn-lint clean, and its task role grants what ecswatch calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+from ecswatch.metrics import OPERATIONS
+from tests.conftest import Running, Stack, wait_for
+from tests.test_deploy import ROOT, run, tool
+
+TEMPLATE = ROOT / "deploy" / "cloudformation" / "ecswatch.yaml"
+# API operation (as X-Amz-Target names it) -> the IAM action that allows it.
+IAM_ACTION = {
+    "ReceiveMessage": "sqs:ReceiveMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "SendMessage": "sqs:SendMessage",
+    "PutItem": "dynamodb:PutItem",
+}
+
+
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE))
+    return loaded
+
+
+def granted() -> set[str]:
+    role = template()["Resources"]["TaskRole"]["Properties"]
+    return {
+        action
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in statement["Action"]
+    }
+
+
+def test_template_passes_cfn_lint() -> None:
+    result = run(tool("cfn-lint"), str(TEMPLATE.relative_to(ROOT)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_task_role_grants_exactly_the_operations_ecswatch_uses() -> None:
+    assert granted() == {IAM_ACTION[op] for op in (*OPERATIONS, "ReceiveMessage")}
+
+
+def test_a_real_run_needs_nothing_the_role_does_not_grant(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    stack.send(json.dumps({"source": "aws.ecs"}), *[
+        json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change",
+                    "detail": {"taskArn": f"arn:t{i}", "version": 1}})
+        for i in range(5)
+    ])  # fmt: skip
+    stack.emulator.injector.requests.clear()
+    running = start_daemon()
+    wait_for(lambda: running.processed() >= 6)
+    running.daemon.stop()
+    observed = {
+        target.split(".", 1)[1]
+        for target in stack.emulator.injector.requests
+        if target.startswith(("AmazonSQS.", "DynamoDB_20120810."))
+    }
+    assert {"ReceiveMessage", "PutItem", "DeleteMessageBatch", "SendMessage"} <= observed
+    assert {IAM_ACTION[op] for op in observed} <= granted()
+
+
+def test_task_definition_drains_before_ecs_kills_it() -> None:
+    resources = template()["Resources"]
+    [container] = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert int(env["ECSWATCH_WORKERS_SHUTDOWN_TIMEOUT"]) < container["StopTimeout"]
+    assert container["PortMappings"][0]["ContainerPort"] == 9108
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert "healthz" in " ".join(container["HealthCheck"]["Command"])
+    queue_policy = resources["EventsQueuePolicy"]["Properties"]["PolicyDocument"]
+    [statement] = queue_policy["Statement"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["EcsEventsRule", "Arn"]
+    }
+    for table in ("TaskStateTable", "CtrInstanceStateTable"):
+        properties = resources[table]["Properties"]
+        ttl = properties["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": "expiresAt", "Enabled": True}
+        assert properties["SSESpecification"]["SSEEnabled"] is True
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
