@@ -73,6 +73,8 @@ def http_get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:  # not listening (yet): status 0
+        return 0, str(exc.reason)
 
 
 _deserializer = TypeDeserializer()
