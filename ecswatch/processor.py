@@ -88,6 +88,7 @@ class Processor:
             )
             return False
         self._metrics.count_event(event.detail_type, result.outcome)
+        failed = None
         if result.outcome is Outcome.APPLIED:
             lag = event_lag_seconds(event.event_time, now)
             if lag is not None:
@@ -107,6 +108,7 @@ class Processor:
             outcome=str(result.outcome),
             stored_version=result.other_version,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            failed_start=failed is not None,
         )
         return True
 

@@ -64,7 +64,7 @@ _serializer = TypeSerializer()
 def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return {name: _serializer.serialize(value) for name, value in item.items()}
-    except (TypeError, ValueError, decimal.DecimalException) as exc:
+    except (TypeError, ValueError, decimal.DecimalException, RecursionError) as exc:
         raise UnstorableEventError(
             "unstorable", f"item cannot be represented in DynamoDB: {exc}"
         ) from exc
