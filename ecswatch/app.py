@@ -19,6 +19,7 @@ from ecswatch.metrics import Metrics
 from ecswatch.processor import Processor
 from ecswatch.queue import Queue
 from ecswatch.retry import QUEUE_OP, WRITE, Retrier
+from ecswatch.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.store import Store
 from ecswatch.worker import WorkerPool
 
@@ -34,9 +35,13 @@ class Daemon:
             Resource.TASK: config.dynamodb.task_table,
             Resource.CONTAINER_INSTANCE: config.dynamodb.container_instance_table,
         }
-        self.metrics = Metrics(registry or CollectorRegistry(), tables=tuple(tables.values()))
+        self.metrics = Metrics(
+            registry or CollectorRegistry(),
+            tables=(*tables.values(), config.dynamodb.service_table),
+        )
         self.stop_requested = threading.Event()
         self._pool: WorkerPool | None = None
+        self._service_state: ServiceStateCollector | None = None
         self.http = HttpServer(
             config.metrics.host,
             config.metrics.port,
@@ -94,10 +99,23 @@ class Daemon:
             Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry),
             observe_write=self.metrics.observe_write,
         )
+        services = ServiceStore(
+            dynamodb,
+            cfg.dynamodb.service_table,
+            Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry),
+            observe_write=self.metrics.observe_write,
+        )
+        self._service_state = ServiceStateCollector(
+            services, cfg.metrics.service_state_refresh_seconds
+        )
+        self.metrics.registry.register(self._service_state)
+        self._service_state.start()
         processor = Processor(
             store,
             queue,
             self.metrics,
+            services=services,
+            service_state=self._service_state,
             redact_environment=cfg.events.redact_environment,
             stopped_task_ttl_days=cfg.dynamodb.stopped_task_ttl_days,
         )
@@ -119,6 +137,8 @@ class Daemon:
         log.info("ecswatch_stopping", shutdown_timeout=timeout)
         # Workers stop before the HTTP server so health checks stay green while we drain.
         drained = self._pool.shutdown(timeout - 0.5) if self._pool is not None else True
+        if self._service_state is not None:
+            self._service_state.stop()
         self.http.stop()
         log.info("ecswatch_stopped", drained=drained)
         return drained

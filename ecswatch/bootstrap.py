@@ -74,11 +74,12 @@ def bootstrap(config: Config, *, sqs: Any, dynamodb: Any, events: Any) -> Bootst
     queue_arn = _queue_arn(sqs, queue_url)
     if not created:
         _ensure_redrive(sqs, queue_url, redrive, changes)
-    for resource, table in (
-        (Resource.TASK, config.dynamodb.task_table),
-        (Resource.CONTAINER_INSTANCE, config.dynamodb.container_instance_table),
+    for key, table in (
+        (Resource.TASK.key, config.dynamodb.task_table),
+        (Resource.CONTAINER_INSTANCE.key, config.dynamodb.container_instance_table),
+        ("serviceArn", config.dynamodb.service_table),
     ):
-        _ensure_table(dynamodb, table, resource.key, changes)
+        _ensure_table(dynamodb, table, key, changes)
     rule_arn = _ensure_rule(events, config, changes)
     _ensure_target(events, config, queue_arn, changes)
     _ensure_queue_policy(sqs, queue_url, queue_arn, rule_arn, changes)

@@ -58,6 +58,7 @@ class DynamoDbConfig:
         "ECSCtrInstanceState", _nonempty, "table keyed by containerInstanceArn"
     )
     stopped_task_ttl_days: int = _opt(7, _between(0, 36500), "expiresAt on STOPPED tasks; 0: off")
+    service_table: str = _opt("ECSServiceState", _nonempty, "table keyed by serviceArn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class WorkersConfig:
 class MetricsConfig:
     host: str = _opt("0.0.0.0", _nonempty, "bind address of /metrics /healthz /readyz")
     port: int = _opt(9108, _between(0, 65535), "0 picks a free port")
+    service_state_refresh_seconds: float = _opt(
+        30.0, _between(0, 3600), "rescan of the service table for gauges; 0: own writes only"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,3 +162,25 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ecswatch.emulator --port 5000 --delay-ms 5`: the emulator as its own process."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m ecswatch.emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added to every request")
+    args = parser.parse_args(argv)
+    emulator = Emulator(args.host, args.port, delay_seconds=args.delay_ms / 1000).start()
+    print(f"emulator listening on {emulator.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

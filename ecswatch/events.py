@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ecswatch.services import Kind, ServiceEvent, parse_service_event
+
 TASK_STATE_CHANGE = "ECS Task State Change"
 CONTAINER_INSTANCE_STATE_CHANGE = "ECS Container Instance State Change"
 SERVICE_ACTION = "ECS Service Action"
@@ -42,6 +44,10 @@ class Resource(enum.Enum):
         return self.value
 
 
+SERVICE_KIND_BY_DETAIL_TYPE = {
+    SERVICE_ACTION: Kind.ACTION,
+    DEPLOYMENT_STATE_CHANGE: Kind.DEPLOYMENT,
+}
 RESOURCE_BY_DETAIL_TYPE = {
     TASK_STATE_CHANGE: Resource.TASK,
     CONTAINER_INSTANCE_STATE_CHANGE: Resource.CONTAINER_INSTANCE,
@@ -77,7 +83,7 @@ class Invalid:
     detail_type: str = OTHER_DETAIL_TYPE
 
 
-Parsed = Event | Ignored | Invalid
+Parsed = Event | ServiceEvent | Ignored | Invalid
 
 
 def detail_type_label(detail_type: object) -> str:
@@ -107,6 +113,10 @@ def parse_message(body: str, *, redact: bool = True) -> Parsed:  # noqa: PLR0911
         return Invalid("not_ecs", "source is not aws.ecs", label)
     if not isinstance(detail_type, str) or not isinstance(detail, dict):
         return Invalid("not_envelope", "detail-type must be a string and detail an object", label)
+    service_kind = SERVICE_KIND_BY_DETAIL_TYPE.get(detail_type)
+    if service_kind is not None:
+        parsed = parse_service_event(service_kind, envelope, detail)
+        return Invalid("bad_service_event", parsed, label) if isinstance(parsed, str) else parsed
     resource = RESOURCE_BY_DETAIL_TYPE.get(detail_type)
     if resource is None:
         return Ignored(label)

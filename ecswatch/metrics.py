@@ -16,8 +16,15 @@ INVALID_REASONS = (
     "bad_version",
     "unstorable",
     "rejected_by_dynamodb",
+    "bad_service_event",
 )
-OPERATIONS = ("PutItem", "DeleteMessageBatch", "ChangeMessageVisibilityBatch", "SendMessage")
+OPERATIONS = (
+    "PutItem",
+    "UpdateItem",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibilityBatch",
+    "SendMessage",
+)
 
 
 class Metrics:
@@ -88,6 +95,19 @@ class Metrics:
             self.retries.labels(operation=operation)
         for table in tables:
             self.write_seconds.labels(table=table)
+
+        self.service_events = Counter(
+            "ecswatch_service_events",
+            "ECS Service Action events, once per event id, by eventName (ERROR ones included).",
+            ["cluster", "service", "event_name"],
+            registry=registry,
+        )
+        self.deployments = Counter(
+            "ecswatch_deployments",
+            "ECS Deployment State Change events, once per event id, by state.",
+            ["cluster", "service", "state"],
+            registry=registry,
+        )
 
     def count_retry(self, operation: str) -> None:
         self.retries.labels(operation=operation).inc()

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import structlog
 
 from ecswatch.events import (
+    DEPLOYMENT_STATE_CHANGE,
+    SERVICE_ACTION,
     Event,
     Ignored,
     Invalid,
@@ -25,6 +27,8 @@ from ecswatch.events import (
 from ecswatch.metrics import Metrics
 from ecswatch.queue import Message, Queue
 from ecswatch.retry import is_aws_error
+from ecswatch.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.services import Kind, ServiceEvent
 from ecswatch.store import Outcome, Store, UnstorableEventError
 
 log = structlog.get_logger("ecswatch.processor")
@@ -41,6 +45,8 @@ class Processor:
         queue: Queue,
         metrics: Metrics,
         *,
+        services: ServiceStore | None = None,
+        service_state: ServiceStateCollector | None = None,
         redact_environment: bool = True,
         stopped_task_ttl_days: int = 7,
         now: Callable[[], datetime] = utc_now,
@@ -48,6 +54,8 @@ class Processor:
         self._store = store
         self._queue = queue
         self._metrics = metrics
+        self._services = services
+        self._service_state = service_state
         self._redact = redact_environment
         self._ttl_days = stopped_task_ttl_days
         self._now = now
@@ -64,6 +72,8 @@ class Processor:
                 "message_ignored", message_id=message.message_id, detail_type=parsed.detail_type
             )
             return True
+        if isinstance(parsed, ServiceEvent):
+            return self._apply_service(message, parsed, started)
         return self._apply(message, parsed, started)
 
     def _apply(self, message: Message, event: Event, started: float) -> bool:
@@ -74,19 +84,9 @@ class Processor:
         except UnstorableEventError as exc:
             return self._invalid(message, Invalid(exc.reason, str(exc), event.detail_type))
         except Exception as exc:
-            if not is_aws_error(exc):
-                raise
-            self._metrics.count_event(event.detail_type, "failed")
-            log.warning(
-                "event_failed",
-                message_id=message.message_id,
-                arn=event.arn,
-                version=event.version,
-                error=type(exc).__name__,
-                detail=str(exc)[:300],
-                receive_count=message.receive_count,
+            return self._failed(
+                message, event.detail_type, exc, arn=event.arn, version=event.version
             )
-            return False
         self._metrics.count_event(event.detail_type, result.outcome)
         failed = None
         if result.outcome is Outcome.APPLIED:
@@ -111,6 +111,56 @@ class Processor:
             failed_start=failed is not None,
         )
         return True
+
+    def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> bool:
+        detail_type = SERVICE_ACTION if event.kind is Kind.ACTION else DEPLOYMENT_STATE_CHANGE
+        if self._services is None:
+            self._metrics.count_event(detail_type, "ignored")
+            return True
+        try:
+            outcome = self._services.apply(event)
+        except Exception as exc:
+            return self._failed(
+                message, detail_type, exc, arn=event.service_arn, event_id=event.event_id
+            )
+        self._metrics.count_event(detail_type, outcome)
+        if outcome is not Outcome.DUPLICATE:  # each event id counts once, in order or not
+            if event.kind is Kind.ACTION:
+                self._metrics.service_events.labels(
+                    event.cluster, event.service, event.event_name
+                ).inc()
+            else:
+                self._metrics.deployments.labels(
+                    event.cluster, event.service, event.deployment_state
+                ).inc()
+        if outcome is Outcome.APPLIED and self._service_state is not None:
+            self._service_state.applied(event)
+        log.info(
+            "message_processed",
+            message_id=message.message_id,
+            detail_type=detail_type,
+            arn=event.service_arn,
+            event_id=event.event_id,
+            event_name=event.event_name,
+            outcome=str(outcome),
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return True
+
+    def _failed(self, message: Message, detail_type: str, exc: Exception, **fields: object) -> bool:
+        """A write that failed past its retries: count, log, keep the message for redelivery."""
+        if not is_aws_error(exc):
+            raise exc
+        self._metrics.count_event(detail_type, "failed")
+        log.warning(
+            "event_failed",
+            message_id=message.message_id,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+            receive_count=message.receive_count,
+            **fields,
+        )
+        return False
 
     def _invalid(self, message: Message, invalid: Invalid) -> bool:
         self._metrics.count_event(invalid.detail_type, "invalid")

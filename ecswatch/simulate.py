@@ -12,11 +12,17 @@ import collections
 import json
 import random
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ecswatch.events import CONTAINER_INSTANCE_STATE_CHANGE, TASK_STATE_CHANGE
+from ecswatch.events import (
+    CONTAINER_INSTANCE_STATE_CHANGE,
+    DEPLOYMENT_STATE_CHANGE,
+    SERVICE_ACTION,
+    TASK_STATE_CHANGE,
+)
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -27,6 +33,7 @@ PULL_ERROR = (
     "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
     "failed to resolve ref {image}: not found"
 )
+UNABLE_TO_START = "(service {service}) is unable to consistently start tasks successfully."
 MALFORMED_BODY = '{"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": {'
 
 
@@ -238,3 +245,55 @@ def generate(
     if shuffle:
         rng.shuffle(delivered)
     return Stream(delivered, truth)
+
+
+def service_arn(cluster: str, service: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}"
+
+
+def service_event(
+    service: Service, kind: str, event_name: str, when: datetime, **detail: Any
+) -> dict[str, Any]:
+    """An ECS Service Action (kind "action") or Deployment State Change ("deployment")."""
+    arn = service_arn(service.cluster, service.name)
+    body: dict[str, Any] = {
+        "eventType": "WARN" if "IMPAIRED" in event_name or "FAIL" in event_name else "INFO",
+        "eventName": event_name,
+        "clusterArn": cluster_arn(service.cluster),
+        **detail,
+    }
+    if kind == "action":
+        body["createdAt"] = _iso(when)
+        return envelope(SERVICE_ACTION, body, arn, when)
+    body.setdefault("deploymentId", f"ecs-svc/{zlib.crc32(arn.encode())}")
+    body["updatedAt"] = _iso(when)
+    return envelope(DEPLOYMENT_STATE_CHANGE, body, arn, when)
+
+
+def service_events(services: tuple[Service, ...], start: datetime) -> list[dict[str, Any]]:
+    """A deployment per service; failing services end impaired, the others in steady state."""
+    events = []
+    for i, service in enumerate(services):
+        t = start + timedelta(seconds=i)
+        events.append(service_event(service, "deployment", "SERVICE_DEPLOYMENT_IN_PROGRESS", t))
+        if service.fails_to_start:
+            events.append(
+                service_event(service, "action", "SERVICE_STEADY_STATE", t + timedelta(seconds=5))
+            )
+            impaired_at = t + timedelta(seconds=60)
+            reason = UNABLE_TO_START.format(service=service.name)
+            events.append(
+                service_event(
+                    service, "action", "SERVICE_TASK_START_IMPAIRED", impaired_at, reason=reason
+                )
+            )
+        else:
+            events.append(
+                service_event(
+                    service, "deployment", "SERVICE_DEPLOYMENT_COMPLETED", t + timedelta(seconds=90)
+                )
+            )
+            events.append(
+                service_event(service, "action", "SERVICE_STEADY_STATE", t + timedelta(seconds=95))
+            )
+    return events

@@ -54,7 +54,11 @@ def test_bootstrap_creates_everything_then_is_a_no_op(fresh: Config, emulator: E
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": first.rule_arn}}
 
-    keys = {"ECSTaskState": "taskArn", "ECSCtrInstanceState": "containerInstanceArn"}
+    keys = {
+        "ECSTaskState": "taskArn",
+        "ECSCtrInstanceState": "containerInstanceArn",
+        "ECSServiceState": "serviceArn",
+    }
     for table, key in keys.items():
         description = dynamodb.describe_table(TableName=table)["Table"]
         assert description["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]

@@ -19,6 +19,7 @@ import pytest
 from ecswatch.bootstrap import bootstrap
 from ecswatch.config import load_config
 from ecswatch.emulator import Emulator
+from ecswatch.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
 from ecswatch.queue import REASON_ATTRIBUTE
 from ecswatch.simulate import generate
 from tests.conftest import Running, Stack, http_get, make_clients, wait_for
@@ -201,9 +202,7 @@ def test_hostile_bodies_through_the_daemon_are_each_accounted_for(
         for s in m.samples
         if s.name == "ecswatch_dead_lettered_total"
     )
-    invalid = sum(
-        running.events("invalid", k) for k in (*STATE_CHANGES, "ECS Service Action", "other")
-    )
+    invalid = sum(running.events("invalid", k) for k in (*KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE))
     assert invalid > 0
     assert len(dead) == dead_lettered == invalid
     assert all(m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] for m in dead)

@@ -20,6 +20,8 @@ IAM_ACTION = {
     "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "SendMessage": "sqs:SendMessage",
     "PutItem": "dynamodb:PutItem",
+    "UpdateItem": "dynamodb:UpdateItem",
+    "Scan": "dynamodb:Scan",
 }
 
 
@@ -44,7 +46,9 @@ def test_template_passes_cfn_lint() -> None:
 
 
 def test_task_role_grants_exactly_the_operations_ecswatch_uses() -> None:
-    assert granted() == {IAM_ACTION[op] for op in (*OPERATIONS, "ReceiveMessage")}
+    # The retried operations, plus the two that are not retried per call (the poll loop and the
+    # service-state refresher back off on their own).
+    assert granted() == {IAM_ACTION[op] for op in (*OPERATIONS, "ReceiveMessage", "Scan")}
 
 
 def test_a_real_run_needs_nothing_the_role_does_not_grant(

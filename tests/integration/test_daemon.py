@@ -82,13 +82,13 @@ def test_ignored_detail_types_are_counted_and_deleted(
 ) -> None:
     running = start_daemon()
     action = {
-        "detail-type": "ECS Service Action",
+        "detail-type": "ECS Capacity Provider Something New",
         "source": "aws.ecs",
-        "detail": {"eventName": "SERVICE_STEADY_STATE"},
+        "detail": {"eventName": "WHATEVER"},
     }
     stack.send_events([action])
     wait_for(drained(stack, running, 1))
-    assert running.events("ignored", "ECS Service Action") == 1
+    assert running.events("ignored", "other") == 1
     assert stack.task_items() == {}
 
 

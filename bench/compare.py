@@ -1,0 +1,395 @@
+"""ecswatch against the seed-style consumer and the raw PutItem floor, side by side, in one run.
+
+    .venv/bin/python bench/compare.py                 # the full run (about 10 minutes)
+    .venv/bin/python bench/compare.py --quick         # a smoke run (tests/test_bench.py)
+
+Every contender is its own process, against the same emulator (moto's server in a process of
+its own, with a per-request delay standing in for an AWS round trip) and the same stream. A
+paced feeder keeps the queue shallow (moto's SQS slows with depth). Figures per contender:
+events/s, p50/p99 lag (publish -> durable, from each item's writtenAt), the contender's own CPU
+ms per event (rusage: emulator and feeder excluded) and peak RSS. Prints a table, writes
+bench/results/compare.json and, with matplotlib (the `bench` extra), bench/results/scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ecswatch.aws import make_client
+from ecswatch.bootstrap import bootstrap
+from ecswatch.config import load_config, override
+from ecswatch.publish import send_messages
+from ecswatch.simulate import generate
+
+PY = sys.executable
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass
+class Result:
+    contender: str
+    delay_ms: float
+    workers: int
+    events: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    lags: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return 1000 * self.cpu_seconds / self.events if self.events else 0.0
+
+    def lag(self, q: float) -> float | None:
+        if len(self.lags) < 2:
+            return None
+        return statistics.quantiles(self.lags, n=100, method="inclusive")[int(q) - 1]
+
+    def row(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("lags")
+        return data | {
+            "events_per_second": round(self.rate, 1),
+            "cpu_ms_per_event": round(self.cpu_ms_per_event, 3),
+            "p50_lag_seconds": self.lag(50),
+            "p99_lag_seconds": self.lag(99),
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_url(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def reap(proc: subprocess.Popen[Any]) -> float:
+    """Wait for a child; its peak RSS in MiB, from rusage."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Feeder(threading.Thread):
+    """Publishes the stream, each body stamped with its publish time, keeping depth low."""
+
+    def __init__(self, sqs: Any, queue_url: str, bodies: list[str], backlog: int, rate: float = 0):
+        super().__init__(daemon=True)
+        self.sqs, self.queue_url, self.bodies = sqs, queue_url, bodies
+        self.backlog, self.rate = backlog, rate
+        self.consumed = lambda: 0.0  # set by the runner: how many the contender finished
+        self.started_at = 0.0
+
+    def run(self) -> None:
+        self.started_at = time.monotonic()
+        sent = 0
+        while sent < len(self.bodies):
+            if self.rate:
+                ahead = sent - (time.monotonic() - self.started_at) * self.rate
+                if ahead > 0:
+                    time.sleep(min(0.05, ahead / self.rate))
+                    continue
+            elif sent - self.consumed() >= self.backlog:
+                time.sleep(0.01)
+                continue
+            batch = [stamp(body) for body in self.bodies[sent : sent + 10]]
+            send_messages(self.sqs, self.queue_url, batch)
+            sent += len(batch)
+
+
+def stamp(body: str) -> str:
+    envelope = json.loads(body)
+    envelope["detail"]["benchPublishedAt"] = time.time()
+    return json.dumps(envelope)
+
+
+class Bench:
+    def __init__(self, endpoint: str, delay_ms: float, backlog: int) -> None:
+        self.endpoint, self.delay_ms, self.backlog = endpoint, delay_ms, backlog
+        self.base = load_config(
+            None,
+            {"ECSWATCH_AWS_ENDPOINT_URL": endpoint, "ECSWATCH_AWS_REGION": "us-east-1"},
+            require_queue=False,
+        )
+        self.clients = {n: make_client(n, self.base.aws) for n in ("sqs", "dynamodb", "events")}
+        self.runs = 0
+
+    def fresh(self) -> Any:
+        """New queue and tables for one contender run."""
+        self.runs += 1
+        name = f"bench{self.runs}"
+        config = override(
+            self.base,
+            bootstrap={
+                "queue_name": name,
+                "dead_letter_queue_name": f"{name}-dlq",
+                "rule_name": name,
+            },
+            dynamodb={
+                "task_table": f"{name}-tasks",
+                "container_instance_table": f"{name}-instances",
+            },
+        )
+        return bootstrap(config, **self.clients).configure(config)
+
+    def lags(self, table: str) -> list[float]:
+        lags = []
+        for page in self.clients["dynamodb"].get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                if "benchPublishedAt" in item and "writtenAt" in item:
+                    written = datetime.fromisoformat(item["writtenAt"]["S"]).timestamp()
+                    lags.append(written - float(item["benchPublishedAt"]["N"]))
+        return lags
+
+    def seed(self, bodies: list[str]) -> Result:
+        config = self.fresh()
+        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
+        proc = subprocess.Popen(
+            [PY, str(ROOT / "bench" / "contenders.py"), "seed", "--endpoint", self.endpoint,
+             "--queue-url", config.sqs.queue_url, "--table", config.dynamodb.task_table,
+             "--count", str(len(bodies))],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started = time.monotonic()
+        feeder.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        seconds = time.monotonic() - started
+        rss = reap(proc)
+        cpu = json.loads(out)["cpu_seconds"]
+        result = Result("seed-style", self.delay_ms, 1, len(bodies), seconds, cpu, rss)
+        result.lags = self.lags(config.dynamodb.task_table)
+        return result
+
+    def floor(self, events: int, threads: int) -> Result:
+        config = self.fresh()
+        proc = subprocess.Popen(
+            [PY, str(ROOT / "bench" / "contenders.py"), "floor", "--endpoint", self.endpoint,
+             "--table", config.dynamodb.task_table, "--count", str(events), "--threads", str(threads)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        out = proc.stdout.read() if proc.stdout else ""
+        rss = reap(proc)
+        m = json.loads(out)
+        return Result(
+            "floor", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss
+        )
+
+    def ecswatch(self, bodies: list[str], workers: int, rate: float = 0) -> Result:
+        config = self.fresh()
+        port = free_port()
+        env = {
+            **os.environ,
+            "ECSWATCH_AWS_ENDPOINT_URL": self.endpoint,
+            "ECSWATCH_AWS_REGION": "us-east-1",
+            "ECSWATCH_SQS_QUEUE_URL": config.sqs.queue_url,
+            "ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL": config.sqs.dead_letter_queue_url,
+            "ECSWATCH_SQS_WAIT_TIME_SECONDS": "1",
+            "ECSWATCH_DYNAMODB_TASK_TABLE": config.dynamodb.task_table,
+            "ECSWATCH_DYNAMODB_CONTAINER_INSTANCE_TABLE": config.dynamodb.container_instance_table,
+            "ECSWATCH_WORKERS_COUNT": str(workers),
+            "ECSWATCH_METRICS_HOST": "127.0.0.1",
+            "ECSWATCH_METRICS_PORT": str(port),
+            "ECSWATCH_LOG_FORMAT": "json",
+        }
+        with open(os.devnull, "w") as devnull:
+            proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=devnull)
+        wait_url(f"http://127.0.0.1:{port}/healthz")
+        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
+        feeder.consumed = lambda: processed(port)
+        cpu_before = cpu_seconds(proc.pid)
+        feeder.start()
+        while processed(port) < len(bodies):
+            time.sleep(0.05)
+        seconds = time.monotonic() - feeder.started_at
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        proc.send_signal(signal.SIGTERM)
+        rss = reap(proc)
+        name = "ecswatch" if not rate else f"ecswatch@{rate:.0f}/s"
+        result = Result(name, self.delay_ms, workers, len(bodies), seconds, cpu, rss)
+        result.lags = self.lags(config.dynamodb.task_table)
+        return result
+
+
+def processed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ecswatch_events_total{")
+    )
+
+
+def task_bodies(events: int, seed: int) -> list[str]:
+    """Task lifecycles only (the seed-style consumer handles tasks only), each event once."""
+    bodies: list[str] = []
+    round_number = 0
+    while len(bodies) < events:
+        stream = generate(tasks=50, container_instances=0, copies=1, seed=seed + round_number)
+        bodies += stream.bodies()
+        round_number += 1
+    return bodies[:events]
+
+
+def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
+    port = free_port()
+    emulator = subprocess.Popen(
+        [PY, "-m", "ecswatch.emulator", "--port", str(port), "--delay-ms", str(delay_ms)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_url(f"{endpoint}/moto-api/")
+        bench = Bench(endpoint, delay_ms, args.backlog)
+        results = [bench.floor(args.events, args.ceiling_threads)]
+        results[0].contender = "emulator ceiling"
+        print(
+            f"  delay {delay_ms:g} ms: emulator ceiling {results[0].rate:.0f} PutItem/s", flush=True
+        )
+        results.append(bench.seed(task_bodies(args.seed_events, seed=1)))
+        print(f"  seed-style: {results[-1].rate:.1f} events/s", flush=True)
+        for workers in args.workers:
+            results.append(bench.floor(args.events, workers))
+            results.append(bench.ecswatch(task_bodies(args.events, seed=2), workers))
+            print(
+                f"  {workers:>2} workers: floor {results[-2].rate:.0f}/s, "
+                f"ecswatch {results[-1].rate:.0f}/s, {results[-1].cpu_ms_per_event:.2f} CPU ms/event",
+                flush=True,
+            )
+        best = max((r for r in results if r.contender == "ecswatch"), key=lambda r: r.rate)
+        results.append(
+            bench.ecswatch(task_bodies(args.events, seed=3), best.workers, rate=0.8 * best.rate)
+        )
+        return results
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def report(results: list[Result]) -> None:
+    print(f"\n{'delay':>6} {'contender':<18} {'workers':>7} {'events/s':>9} {'p50 lag':>8} "
+          f"{'p99 lag':>8} {'CPU ms/ev':>9} {'RSS MiB':>8}")  # fmt: skip
+    for r in results:
+        print(f"{r.delay_ms:>4g}ms {r.contender:<18} {r.workers:>7} {r.rate:>9.1f} "
+              f"{fmt(r.lag(50), '8.3f')} {fmt(r.lag(99), '8.3f')} {r.cpu_ms_per_event:>9.2f} "
+              f"{r.peak_rss_mib:>8.1f}")  # fmt: skip
+    for delay in sorted({r.delay_ms for r in results}):
+        at = [r for r in results if r.delay_ms == delay]
+        seed = next(r for r in at if r.contender == "seed-style")
+        print(
+            f"\ndelay {delay:g} ms: ecswatch / seed-style and ecswatch / floor at equal concurrency"
+        )
+        for r in (r for r in at if r.contender == "ecswatch"):
+            floor = next(f for f in at if f.contender == "floor" and f.workers == r.workers)
+            print(f"  {r.workers:>2} workers: {r.rate / seed.rate:6.1f}x seed-style, "
+                  f"{r.rate / floor.rate:5.2f}x floor throughput, "
+                  f"{r.cpu_ms_per_event / floor.cpu_ms_per_event:5.2f}x floor CPU per event")  # fmt: skip
+
+
+def plot(results: list[Result], path: Path) -> bool:
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for delay in sorted({r.delay_ms for r in results}):
+        for name, style in (("ecswatch", "-o"), ("floor", "--s")):
+            points = sorted(
+                (r.workers, r.rate) for r in results if r.delay_ms == delay and r.contender == name
+            )
+            ax.plot(*zip(*points, strict=True), style, label=f"{name}, {delay:g} ms delay")
+        seed = next(r for r in results if r.delay_ms == delay and r.contender == "seed-style")
+        ax.axhline(seed.rate, linestyle=":", color="grey")
+        ax.annotate(f"seed-style {delay:g} ms", (1, seed.rate), fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("worker threads (floor: PutItem threads)")
+    ax.set_ylabel("events / s")
+    ax.set_title("ecswatch throughput against the emulator")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delays", default="5,20", help="ms added per request, comma separated")
+    parser.add_argument("--workers", default="1,2,4,8,16")
+    parser.add_argument("--events", type=int, default=1500, help="per ecswatch and floor run")
+    parser.add_argument("--seed-events", type=int, default=200)
+    parser.add_argument("--backlog", type=int, default=60)
+    parser.add_argument("--ceiling-threads", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.quick:
+        args.delays, args.workers, args.events, args.seed_events = "1", "2", 60, 20
+        args.ceiling_threads = 4
+    args.workers = [int(w) for w in args.workers.split(",")]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    results: list[Result] = []
+    for delay in (float(d) for d in args.delays.split(",")):
+        results += run_delay(args, delay)
+    report(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps([r.row() for r in results], indent=2))
+    if plot(
+        [r for r in results if not r.contender.startswith(("ecswatch@", "emulator"))],
+        out / "scaling.png",
+    ):
+        print(f"plot: {out / 'scaling.png'}")
+    print(f"results: {out / 'compare.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The consumers ecswatch is compared with, each run as its own process by bench/compare.py.
+
+    python bench/contenders.py seed  --endpoint URL --queue-url URL --table T --count N
+    python bench/contenders.py floor --endpoint URL --table T --count N --threads 8
+
+seed:  AWS's example logic in a loop: receive one message, get_item, put_item if newer,
+       delete; one thread, botocore defaults. (It races with itself across replicas; here it
+       runs alone, which is the best case for it.)
+floor: bare concurrent PutItem calls of ready-made items, no SQS: the most any consumer could
+       write against this endpoint at this concurrency.
+Both print one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+def client(service: str, endpoint: str, pool: int = 10) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(max_pool_connections=pool),
+    )
+
+
+def seed(args: argparse.Namespace) -> int:
+    sqs, dynamodb = client("sqs", args.endpoint), client("dynamodb", args.endpoint)
+    done = 0
+    started, cpu = time.monotonic(), time.process_time()
+    while done < args.count:
+        messages = sqs.receive_message(
+            QueueUrl=args.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            detail = json.loads(message["Body"], parse_float=Decimal)["detail"]
+            key = {"taskArn": {"S": detail["taskArn"]}}
+            stored = dynamodb.get_item(TableName=args.table, Key=key).get("Item")
+            if stored is None or int(stored["version"]["N"]) < detail["version"]:
+                detail["writtenAt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                item = {k: _serialize(v) for k, v in detail.items()}
+                dynamodb.put_item(TableName=args.table, Item=item)
+            sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            done += 1
+    report(done, started, cpu)
+    return 0
+
+
+def floor(args: argparse.Namespace) -> int:
+    dynamodb = client("dynamodb", args.endpoint, pool=args.threads + 2)
+    per_thread = args.count // args.threads
+    items = [
+        [
+            {
+                "taskArn": {"S": f"arn:aws:ecs:us-east-1:1:task/floor/{t}-{i}"},
+                "version": {"N": "1"},
+                "lastStatus": {"S": "RUNNING"},
+            }
+            for i in range(per_thread)
+        ]
+        for t in range(args.threads)
+    ]
+
+    def write(batch: list[dict[str, Any]]) -> None:
+        for item in batch:
+            dynamodb.put_item(TableName=args.table, Item=item)
+
+    threads = [threading.Thread(target=write, args=(batch,)) for batch in items]
+    started, cpu = time.monotonic(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report(per_thread * args.threads, started, cpu)
+    return 0
+
+
+def report(events: int, started: float, cpu: float) -> None:
+    """The measured loop only: start-up (imports, clients) is not the contender's per-event cost."""
+    print(
+        json.dumps(
+            {
+                "events": events,
+                "seconds": time.monotonic() - started,
+                "cpu_seconds": time.process_time() - cpu,
+            }
+        )
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("contender", choices=("seed", "floor"))
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--queue-url", default="")
+    parser.add_argument("--table", default="ECSTaskState")
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    return seed(args) if args.contender == "seed" else floor(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
