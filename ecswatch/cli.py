@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -73,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
         help="PutEvents on the bus (emulators, LocalStack) or SendMessage to sqs.queue_url "
         "(real AWS refuses aws.* sources in PutEvents)",
     )
+    report = command("report", "per service: tasks that never started, why, and what runs")
+    report.add_argument("--hours", type=float, default=24.0, help="window for failed starts")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    reconcile = command(
+        "reconcile", "align the task table with what the ECS API knows (dry run by default)"
+    )
+    reconcile.add_argument(
+        "--cluster", action="append", default=[], help="cluster name or ARN (default: all)"
+    )
+    reconcile.add_argument("--apply", action="store_true", help="write the fixes")
     command("check-config", "validate and print the effective configuration")
     return parser
 
@@ -84,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bootstrap": _bootstrap,
         "demo": _demo,
         "simulate": _simulate,
+        "report": _report,
+        "reconcile": _reconcile,
         "check-config": _check_config,
     }[args.command]
     try:
@@ -138,13 +151,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         print(f"ecswatch: bootstrap: {exc}", file=sys.stderr)
         return EXIT_FATAL
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        print(
-            f"ecswatch: bootstrap: {exc.operation_name} failed: "
-            f"{error.get('Code')}: {error.get('Message')}",
-            file=sys.stderr,
-        )
-        return EXIT_FATAL
+        return _aws_failure("bootstrap", exc)
     for change in result.changes:
         print(change)
     print(
@@ -213,10 +220,67 @@ def _simulate(args: argparse.Namespace) -> int:
             report=report,
         )
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        print(f"ecswatch: simulate: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
-        return EXIT_FATAL
+        return _aws_failure("simulate", exc)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return EXIT_OK if refused == 0 else EXIT_FATAL
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ecswatch.aws import make_client  # noqa: PLC0415
+    from ecswatch.report import build_report, render  # noqa: PLC0415
+
+    config = _load(args, require_queue=False)
+    dynamodb = make_client("dynamodb", config.aws)
+    try:
+        report = build_report(dynamodb, config, hours=args.hours, now=datetime.now(UTC))
+    except ClientError as exc:
+        return _aws_failure("report", exc)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return EXIT_OK
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import threading  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ecswatch.aws import make_client  # noqa: PLC0415
+    from ecswatch.events import Resource  # noqa: PLC0415
+    from ecswatch.reconcile import apply_fixes, plan  # noqa: PLC0415
+    from ecswatch.retry import WRITE, Retrier  # noqa: PLC0415
+    from ecswatch.store import Store  # noqa: PLC0415
+
+    config = _load(args, require_queue=False)
+    ecs, dynamodb = make_client("ecs", config.aws), make_client("dynamodb", config.aws)
+    now = datetime.now(UTC)
+    try:
+        fixes = plan(ecs, dynamodb, config, args.cluster, now)
+        for fix in fixes:
+            print(fix)
+        if not args.apply:
+            print(f"{len(fixes)} fix(es) planned; dry run: nothing written (--apply writes them)")
+            return EXIT_OK
+        tables = {
+            Resource.TASK: config.dynamodb.task_table,
+            Resource.CONTAINER_INSTANCE: config.dynamodb.container_instance_table,
+        }
+        store = Store(dynamodb, tables, Retrier(WRITE, abort=threading.Event()))
+        results = apply_fixes(store, fixes, config, now)
+    except ClientError as exc:
+        return _aws_failure("reconcile", exc)
+    outcomes = collections.Counter(str(r.outcome) for r in results)
+    print("written: " + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "nothing"))
+    return EXIT_OK
+
+
+def _aws_failure(command: str, exc: ClientError) -> int:
+    error = exc.response.get("Error", {})
+    print(
+        f"ecswatch: {command}: {exc.operation_name} failed: {error.get('Code')}: "
+        f"{error.get('Message')}",
+        file=sys.stderr,
+    )
+    return EXIT_FATAL
