@@ -153,6 +153,7 @@ class Emulator:
         """Forget every resource (moto's state is per process, shared by all its servers)."""
         self.faults.reset()
         self.injector.requests.clear()
+        self.injector.injected = dict.fromkeys(self.injector.injected, 0)
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 (our own loopback server)
             pass

@@ -33,6 +33,12 @@ def test_throttled_and_failing_writes_are_retried_until_applied(
     retries = running.value("ecswatch_retries_total", operation="PutItem")
     failed = sum(running.events("failed", k) for k in STATE_CHANGES)
     assert retries + failed == injected["throttle"] + injected["server_error"]
+    # ... and every PutItem the emulator saw was one of this daemon's timed attempts.
+    attempts = sum(
+        running.value("ecswatch_write_seconds_count", table=t)
+        for t in ("ECSTaskState", "ECSCtrInstanceState")
+    )
+    assert attempts == stack.emulator.injector.requests["DynamoDB_20120810.PutItem"]
     assert running.failed_starts() == stream.truth.failed_starts
 
 
