@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -22,6 +23,7 @@ from ecswatch.bootstrap import bootstrap
 from ecswatch.config import Config, load_config, override
 from ecswatch.logging import configure_logging
 from ecswatch.publish import put_events, send_messages
+from ecswatch.report import build_report
 from ecswatch.simulate import MALFORMED_BODY, Stream, generate
 
 EVENTS_PER_TASK = 6.5  # a stream of N events holds about N / 6.5 task lifecycles
@@ -36,6 +38,7 @@ class Summary:
     container_instances_by_status: dict[str, int] = field(default_factory=dict)
     failed_starts: dict[str, int] = field(default_factory=dict)  # "cluster group stop_code"
     failed_start_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    impaired_services: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
     metrics_url: str = ""
@@ -101,7 +104,10 @@ class Demo:
         daemon = _start_daemon(config)
         self.say(f"▸ ecswatch running: {self.workers} workers, metrics on {_url(daemon)}/metrics")
         stream = generate(
-            tasks=max(4, round(self.events / EVENTS_PER_TASK)), copies=2, seed=self.seed
+            tasks=max(4, round(self.events / EVENTS_PER_TASK)),
+            copies=2,
+            seed=self.seed,
+            with_service_events=True,
         )
         delivery = self._publish(stream, clients, resources.queue_url, config)
         send_messages(clients["sqs"], resources.queue_url, [MALFORMED_BODY])
@@ -173,12 +179,12 @@ class Demo:
                 if sample.name == "ecswatch_events_total" and sample.value:
                     outcome = labels["outcome"]
                     summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + int(sample.value)
-        for item in tasks:
-            if item["lastStatus"] == "STOPPED" and not item.get("startedAt"):
-                reason = str(item.get("stoppedReason", "")).split(":", 1)[0]
-                service = str(item.get("group", ""))
-                reasons = summary.failed_start_reasons.setdefault(service, {})
-                reasons[reason] = reasons.get(reason, 0) + 1
+                if sample.name == "ecswatch_service_task_start_impaired" and sample.value:
+                    summary.impaired_services.append(f"{labels['cluster']}/{labels['service']}")
+        report = build_report(clients["dynamodb"], config, hours=24, now=datetime.now(UTC))
+        summary.failed_start_reasons = {
+            s.group: s.reasons for s in report.services if s.failed_to_start
+        }
         stored = {
             i.get("taskArn") or i["containerInstanceArn"]: int(i["version"])
             for i in tasks + instances
@@ -190,6 +196,9 @@ class Demo:
         expected = {f"{c} {g} {s}": n for (c, g, s), n in stream.truth.failed_starts.items()}
         if summary.failed_starts != expected:
             summary.mismatches.append(f"PENDING→STOPPED {summary.failed_starts} != {expected}")
+        impaired = sorted(name for name, yes in stream.truth.impaired.items() if yes)
+        if sorted(summary.impaired_services) != impaired:
+            summary.mismatches.append(f"impaired {summary.impaired_services} != {impaired}")
         summary.matches_truth = not summary.mismatches
         return summary
 
@@ -213,6 +222,10 @@ class Demo:
             )
             service = f"{cluster}/{group.removeprefix('service:')}"
             say(f"  {service:<16} {count:>3}  {stop_code}: {reasons}")
+        say(
+            "Services ECS reports unable to start tasks (SERVICE_TASK_START_IMPAIRED): "
+            + (", ".join(sorted(s.impaired_services)) or "none")
+        )
         say(f"Dead-letter queue: {len(s.dead_letters)} message(s)")
         for dead in s.dead_letters:
             say(f"  reason={dead['reason']}  body={dead['body'][:60]!r}")

@@ -67,7 +67,13 @@ def simulate(
     round_number = 0
     started = time.monotonic()
     while not stop.is_set() and (total == 0 or published < total):
-        stream = generate(tasks=8, container_instances=1, copies=2, seed=seed + round_number)
+        stream = generate(
+            tasks=8,
+            container_instances=1,
+            copies=2,
+            seed=seed + round_number,
+            with_service_events=True,
+        )
         round_number += 1
         for start in range(0, len(stream.envelopes), BATCH):
             if stop.is_set() or (total and published >= total):

@@ -46,6 +46,7 @@ class Truth:
         default_factory=collections.Counter
     )  # (cluster, group, stop_code) -> tasks
     distinct_events: int = 0
+    impaired: dict[str, bool] = field(default_factory=dict)  # "cluster/service" -> impaired
 
     def record(self, arn: str, version: int, status: str) -> None:
         if arn not in self.final or self.final[arn][0] < version:
@@ -218,8 +219,10 @@ def generate(
     shuffle: bool = True,
     seed: int = 0,
     now: datetime | None = None,
+    with_service_events: bool = False,
 ) -> Stream:
-    """About `tasks` task lifecycles spread over `services`, each event sent `copies` times."""
+    """About `tasks` task lifecycles spread over `services`, each event sent `copies` times;
+    with service events, each service also deploys and failing ones end impaired."""
     rng = random.Random(seed)
     start = (now or datetime.now(UTC)) - timedelta(minutes=5)
     distinct: list[dict[str, Any]] = []
@@ -241,6 +244,11 @@ def generate(
             truth.failed_starts[
                 (detail["clusterArn"].rsplit("/", 1)[-1], group, detail["stopCode"])
             ] += 1
+    if with_service_events:
+        health = service_events(services, start)
+        truth.impaired = {f"{s.cluster}/{s.name}": s.fails_to_start for s in services}
+        truth.distinct_events += len(health)
+        distinct += health
     delivered = [env for env in distinct for _ in range(copies)]
     if shuffle:
         rng.shuffle(delivered)

@@ -28,7 +28,12 @@ def test_demo_summary_matches_the_truth_of_its_stream() -> None:
     result = run_demo("--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    truth = generate(tasks=max(4, round(EVENTS / EVENTS_PER_TASK)), copies=2, seed=SEED).truth
+    truth = generate(
+        tasks=max(4, round(EVENTS / EVENTS_PER_TASK)),
+        copies=2,
+        seed=SEED,
+        with_service_events=True,
+    ).truth
     assert summary["matches_truth"] is True
     assert summary["delivery"].startswith("EventBridge")
     assert summary["tasks_by_status"] == dict(truth.tasks_by_status())
@@ -38,6 +43,7 @@ def test_demo_summary_matches_the_truth_of_its_stream() -> None:
     assert summary["failed_start_reasons"] == {
         "service:billing": {"CannotPullContainerError": sum(truth.failed_starts.values())}
     }
+    assert summary["impaired_services"] == ["prod/billing"]
     assert summary["dead_letters"] == [
         {"reason": "not_json", "body": summary["dead_letters"][0]["body"]}
     ]
@@ -60,5 +66,6 @@ def test_demo_prints_a_readable_summary() -> None:
     assert "prod/billing" in out
     assert "TaskFailedToStart: CannotPullContainerError" in out
     assert "reason=not_json" in out
+    assert "(SERVICE_TASK_START_IMPAIRED): prod/billing" in out
     assert "✓ every ARN holds its highest version" in out
     assert result.stderr == ""  # no log noise for a newcomer

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ecswatch.simulate import generate
 from tests.conftest import Running, Stack, http_get, wait_for
@@ -84,4 +85,5 @@ def test_prometheus_scrapes_ecswatch_and_sees_failed_starts(
     assert status == 200
     rules = [r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
     assert "ECSServiceTasksFailingToStart" in rules
-    assert len(rules) == 7
+    defined = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    assert len(rules) == sum(len(group["rules"]) for group in defined["groups"])
