@@ -114,8 +114,15 @@ class Feeder(threading.Thread):
         super().__init__(daemon=True)
         self.sqs, self.queue_url, self.bodies = sqs, queue_url, bodies
         self.backlog, self.rate = backlog, rate
-        self.consumed = lambda: 0.0  # set by the runner: how many the contender finished
         self.started_at = 0.0
+
+    def depth(self) -> int:
+        """Messages in the queue, visible or in flight: what the contender has not finished."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
 
     def run(self) -> None:
         self.started_at = time.monotonic()
@@ -126,8 +133,8 @@ class Feeder(threading.Thread):
                 if ahead > 0:
                     time.sleep(min(0.05, ahead / self.rate))
                     continue
-            elif sent - self.consumed() >= self.backlog:
-                time.sleep(0.01)
+            elif self.depth() >= self.backlog:
+                time.sleep(0.05)
                 continue
             batch = [stamp(body) for body in self.bodies[sent : sent + 10]]
             send_messages(self.sqs, self.queue_url, batch)
@@ -232,11 +239,10 @@ class Bench:
             proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=devnull)
         wait_url(f"http://127.0.0.1:{port}/healthz")
         feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
-        feeder.consumed = lambda: processed(port)
         cpu_before = cpu_seconds(proc.pid)
         feeder.start()
         while processed(port) < len(bodies):
-            time.sleep(0.05)
+            time.sleep(0.25)
         seconds = time.monotonic() - feeder.started_at
         cpu = cpu_seconds(proc.pid) - cpu_before
         proc.send_signal(signal.SIGTERM)

@@ -6,8 +6,9 @@
 seed:  AWS's example logic in a loop: receive one message, get_item, put_item if newer,
        delete; one thread, botocore defaults. (It races with itself across replicas; here it
        runs alone, which is the best case for it.)
-floor: bare concurrent PutItem calls of ready-made items, no SQS: the most any consumer could
-       write against this endpoint at this concurrency.
+floor: bare concurrent PutItem calls (boto3 defaults) of the same realistic items, serialized
+       up front, no SQS: the most a consumer could write against this endpoint at this
+       concurrency.
 Both print one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop.
 """
 
@@ -25,6 +26,8 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
+
+from ecswatch.simulate import generate
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -64,17 +67,17 @@ def seed(args: argparse.Namespace) -> int:
 def floor(args: argparse.Namespace) -> int:
     dynamodb = client("dynamodb", args.endpoint, pool=args.threads + 2)
     per_thread = args.count // args.threads
-    items = [
-        [
-            {
-                "taskArn": {"S": f"arn:aws:ecs:us-east-1:1:task/floor/{t}-{i}"},
-                "version": {"N": "1"},
-                "lastStatus": {"S": "RUNNING"},
-            }
-            for i in range(per_thread)
+    # The same realistic task events ecswatch writes (~1.5 KB each), serialized up front.
+    details: list[dict[str, Any]] = []
+    round_number = 0
+    while len(details) < per_thread * args.threads:
+        stream = generate(tasks=50, container_instances=0, copies=1, seed=100 + round_number)
+        details += [
+            json.loads(json.dumps(e["detail"]), parse_float=Decimal) for e in stream.envelopes
         ]
-        for t in range(args.threads)
-    ]
+        round_number += 1
+    serialized = [{k: _serialize(v) for k, v in d.items()} for d in details]
+    items = [serialized[t * per_thread : (t + 1) * per_thread] for t in range(args.threads)]
 
     def write(batch: list[dict[str, Any]]) -> None:
         for item in batch:

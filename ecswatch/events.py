@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ecswatch.services import Kind, ServiceEvent, parse_service_event
+from ecswatch.times import parse_time
 
 TASK_STATE_CHANGE = "ECS Task State Change"
 CONTAINER_INSTANCE_STATE_CHANGE = "ECS Container Instance State Change"
@@ -175,6 +176,16 @@ class FailedStart:
     stop_code: str
 
 
+def may_be_failed_start(event: Event) -> bool:
+    """A STOPPED task that never started: only for these does the replaced item matter."""
+    detail = event.detail
+    return (
+        event.resource is Resource.TASK
+        and detail.get("lastStatus") == "STOPPED"
+        and not detail.get("startedAt")
+    )
+
+
 def failed_start(event: Event, replaced_status: str | None) -> FailedStart | None:
     """The PENDING→STOPPED rule, from the applied event and the lastStatus of the item it replaced.
 
@@ -182,11 +193,7 @@ def failed_start(event: Event, replaced_status: str | None) -> FailedStart | Non
     writer apply each version, and a later STOPPED version finds the item already STOPPED.
     """
     detail = event.detail
-    if event.resource is not Resource.TASK or detail.get("lastStatus") != "STOPPED":
-        return None
-    if detail.get("startedAt"):
-        return None
-    if replaced_status == "STOPPED":
+    if not may_be_failed_start(event) or replaced_status == "STOPPED":
         return None
     return FailedStart(
         cluster=cluster_name(detail.get("clusterArn")),
@@ -203,12 +210,5 @@ def cluster_name(cluster_arn: object) -> str:
 
 def event_lag_seconds(event_time: str, now: datetime) -> float | None:
     """now minus the envelope's `time`, or None when it is absent or unreadable."""
-    if not event_time:
-        return None
-    try:
-        then = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    return max(0.0, (now - then).total_seconds())
+    then = parse_time(event_time)
+    return None if then is None else max(0.0, (now - then).total_seconds())

@@ -10,7 +10,7 @@ from typing import Any
 
 from ecswatch.config import Config
 from ecswatch.events import cluster_name
-from ecswatch.services import normalize_time
+from ecswatch.times import normalize_time
 
 TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
                "updatedAt", "stopCode", "stoppedReason")  # fmt: skip

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from ecswatch.times import normalize_time
 
 IMPAIRED = "SERVICE_TASK_START_IMPAIRED"
 STEADY = "SERVICE_STEADY_STATE"
@@ -59,19 +60,6 @@ class ServiceEvent:
     def impaired(self) -> bool | None:
         """What this event says of task-start impairment; None: it says nothing."""
         return {IMPAIRED: True, STEADY: False}.get(self.event_name)
-
-
-def normalize_time(value: object) -> str | None:
-    """Any ISO 8601 time -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' in UTC, or None if unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_service_event(

@@ -114,6 +114,14 @@ class Stack:
                 found[item[key]] = item
         return found
 
+    def stored(self) -> dict[str, tuple[int, str]]:
+        """arn -> (version, status) of every task and container-instance item, as Truth keeps it."""
+        items = self.task_items() | self.items(self.config.dynamodb.container_instance_table)
+        return {
+            arn: (int(item["version"]), item.get("lastStatus") or item.get("status"))
+            for arn, item in items.items()
+        }
+
     def task_items(self) -> dict[str, dict[str, Any]]:
         return self.items(self.config.dynamodb.task_table)
 

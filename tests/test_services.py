@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecswatch.events import Invalid, parse_message
-from ecswatch.services import Kind, ServiceEvent, normalize_time
+from ecswatch.services import Kind, ServiceEvent
 from ecswatch.simulate import DEFAULT_SERVICES, service_event
+from ecswatch.times import normalize_time
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WEB = DEFAULT_SERVICES[0]

@@ -12,7 +12,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -27,23 +27,6 @@ from tests.integration.daemon_process import DaemonProcess
 
 pytestmark = pytest.mark.slow
 STATE_CHANGES = ("ECS Task State Change", "ECS Container Instance State Change")
-
-
-@pytest.fixture
-def processes() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
-def stored_versions(stack: Stack) -> dict[str, int]:
-    items = stack.task_items() | stack.items(stack.config.dynamodb.container_instance_table)
-    return {arn: int(item["version"]) for arn, item in items.items()}
-
-
-def truth_versions(final: dict[str, tuple[int, str]]) -> dict[str, int]:
-    return {arn: version for arn, (version, _) in final.items()}
 
 
 def test_replicas_with_one_sigkilled_mid_run_end_exact(
@@ -71,7 +54,7 @@ def test_replicas_with_one_sigkilled_mid_run_end_exact(
     stack.send(*deliveries[half:])
     wait_for(lambda: stack.queue_counts() == (0, 0), timeout=240)
 
-    assert stored_versions(stack) == truth_versions(stream.truth.final)
+    assert stack.stored() == stream.truth.final
     survivors = [*replicas[1:], replacement]
     counted = sum(r.total("ecswatch_tasks_pending_to_stopped_total") for r in survivors)
     expected = sum(stream.truth.failed_starts.values())
@@ -94,7 +77,7 @@ def test_throttling_errors_and_stalls_past_visibility_lose_nothing(
     wait_for(lambda: stack.queue_counts() == (0, 0), timeout=180)
     injected = dict(stack.emulator.injector.injected)
     faults.reset()
-    assert stored_versions(stack) == truth_versions(stream.truth.final)
+    assert stack.stored() == stream.truth.final
     assert running.failed_starts() == stream.truth.failed_starts
     assert injected["stall"] > 0
     retries = running.value("ecswatch_retries_total", operation="PutItem")
@@ -209,7 +192,7 @@ def test_hostile_bodies_through_the_daemon_are_each_accounted_for(
     assert {m["Body"] for m in dead} <= set(bodies)
     assert sum(running.events("failed", k) for k in STATE_CHANGES) == 0
     # Unmutated events (every 8th body) all landed.
-    stored = stored_versions(stack)
+    stored = {arn: v for arn, (v, _) in stack.stored().items()}
     for body in bodies[::8]:
         detail = json.loads(body)["detail"]
         arn = detail.get("taskArn") or detail["containerInstanceArn"]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
-
-import pytest
 
 from ecswatch.simulate import generate
 from tests.conftest import Stack, http_get, wait_for
@@ -14,22 +11,6 @@ from tests.integration.daemon_process import DaemonProcess
 
 TASK = "ECS Task State Change"
 STATE_CHANGES = (TASK, "ECS Container Instance State Change")
-
-
-@pytest.fixture
-def processes() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
-
-
-def stored_state(stack: Stack) -> dict[str, tuple[int, str]]:
-    items = stack.task_items() | stack.items(stack.config.dynamodb.container_instance_table)
-    return {
-        arn: (int(item["version"]), item.get("lastStatus") or item.get("status"))
-        for arn, item in items.items()
-    }
 
 
 def test_bad_config_exits_2_with_one_line_naming_the_key(
@@ -74,7 +55,7 @@ def test_sigterm_under_load_exits_0_in_time_and_loses_nothing(
     second = DaemonProcess(env)
     processes.append(second)
     wait_for(lambda: stack.queue_counts() == (0, 0), timeout=90)
-    assert stored_state(stack) == stream.truth.final
+    assert stack.stored() == stream.truth.final
     assert second.terminate()[0] == 0
 
 
@@ -89,7 +70,7 @@ def test_two_replicas_on_one_queue_never_double_count(
         wait_for(lambda r=replica: http_get(f"http://127.0.0.1:{r.port}/readyz")[0] == 200)
     stack.send(*stream.bodies())
     wait_for(lambda: stack.queue_counts() == (0, 0), timeout=120)
-    assert stored_state(stack) == stream.truth.final
+    assert stack.stored() == stream.truth.final
     for (cluster, group, stop_code), expected in stream.truth.failed_starts.items():
         counted = sum(
             r.metric(
