@@ -99,7 +99,8 @@ class Demo:
         config = demo_config(endpoint_url, self.port, self.workers)
         clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
         resources = bootstrap(config, **clients)
-        self.say(f"▸ bootstrap: {len(resources.changes)} resources created")
+        created = sum(change.action == "created" for change in resources.changes)
+        self.say(f"▸ bootstrap: {created} of {len(resources.changes)} resources created")
         config = resources.configure(config)
         daemon = _start_daemon(config)
         self.say(f"▸ ecswatch running: {self.workers} workers, metrics on {_url(daemon)}/metrics")
