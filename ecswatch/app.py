@@ -93,16 +93,14 @@ class Daemon:
             dead_letter_queue_url=cfg.sqs.dead_letter_queue_url,
             retrier=Retrier(QUEUE_OP, abort=abort, on_retry=self.metrics.count_retry),
         )
+        write_retrier = Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry)
         store = Store(
-            dynamodb,
-            self._tables,
-            Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry),
-            observe_write=self.metrics.observe_write,
+            dynamodb, self._tables, write_retrier, observe_write=self.metrics.observe_write
         )
         services = ServiceStore(
             dynamodb,
             cfg.dynamodb.service_table,
-            Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry),
+            write_retrier,
             observe_write=self.metrics.observe_write,
         )
         self._service_state = ServiceStateCollector(
