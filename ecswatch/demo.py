@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from boto3.dynamodb.types import TypeDeserializer
 from prometheus_client import CollectorRegistry
 
 from ecswatch.app import Daemon
@@ -23,7 +22,7 @@ from ecswatch.bootstrap import bootstrap
 from ecswatch.config import Config, load_config, override
 from ecswatch.logging import configure_logging
 from ecswatch.publish import put_events, send_messages
-from ecswatch.report import build_report
+from ecswatch.report import build_report, scan
 from ecswatch.simulate import MALFORMED_BODY, Stream, generate
 
 EVENTS_PER_TASK = 6.5  # a stream of N events holds about N / 6.5 task lifecycles
@@ -142,7 +141,7 @@ class Demo:
         last_line = 0.0
         while time.monotonic() < deadline:
             done = _processed(registry)
-            if done >= expected and _queue_empty(sqs, queue_url):
+            if done >= expected and _depth(sqs, queue_url) == 0:
                 break
             if self.tty or time.monotonic() - last_line > 2:
                 end = "\r" if self.tty else "\n"
@@ -160,8 +159,11 @@ class Demo:
         self, daemon: Daemon, clients: dict[str, Any], config: Config, stream: Stream, delivery: str
     ) -> Summary:
         registry = daemon.metrics.registry
-        tasks = _scan(clients["dynamodb"], config.dynamodb.task_table)
-        instances = _scan(clients["dynamodb"], config.dynamodb.container_instance_table)
+        fields = ("taskArn", "containerInstanceArn", "version", "lastStatus", "status")
+        tasks = list(scan(clients["dynamodb"], config.dynamodb.task_table, fields))
+        instances = list(
+            scan(clients["dynamodb"], config.dynamodb.container_instance_table, fields)
+        )
         summary = Summary(
             delivery=delivery,
             published=len(stream.envelopes),
@@ -253,43 +255,28 @@ def _url(daemon: Daemon) -> str:
     return f"http://127.0.0.1:{daemon.http.port}"
 
 
-def _arrives(sqs: Any, queue_url: str, timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        if any(int(v) for v in attributes.values()):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _queue_empty(sqs: Any, queue_url: str) -> bool:
+def _depth(sqs: Any, queue_url: str) -> int:
+    """Messages in the queue, visible or in flight."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    return not any(int(v) for v in attributes.values())
+    return sum(int(v) for v in attributes.values())
+
+
+def _arrives(sqs: Any, queue_url: str, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _depth(sqs, queue_url):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _processed(registry: CollectorRegistry) -> float:
     return sum(
         s.value for m in registry.collect() for s in m.samples if s.name == "ecswatch_events_total"
     )
-
-
-_deserializer = TypeDeserializer()
-
-
-def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        items += [
-            {k: _deserializer.deserialize(v) for k, v in raw.items()} for raw in page["Items"]
-        ]
-    return items
 
 
 def _dead_letters(sqs: Any, url: str) -> list[dict[str, str]]:
