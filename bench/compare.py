@@ -185,6 +185,23 @@ class Bench:
                     lags.append(written - float(item["benchPublishedAt"]["N"]))
         return lags
 
+    def sqs_ceiling(self, bodies: list[str], threads: int) -> Result:
+        config = self.fresh()
+        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
+        proc = subprocess.Popen(
+            [PY, str(ROOT / "bench" / "contenders.py"), "sqs", "--endpoint", self.endpoint,
+             "--queue-url", config.sqs.queue_url, "--count", str(len(bodies)),
+             "--threads", str(threads)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        feeder.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        rss = reap(proc)
+        m = json.loads(out)
+        return Result(
+            "SQS ceiling", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss
+        )
+
     def seed(self, bodies: list[str]) -> Result:
         config = self.fresh()
         feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
@@ -292,6 +309,12 @@ def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
         print(
             f"  delay {delay_ms:g} ms: emulator ceiling {results[0].rate:.0f} PutItem/s", flush=True
         )
+        results.append(bench.sqs_ceiling(task_bodies(args.events, seed=4), max(args.workers)))
+        print(
+            f"  SQS ceiling (receive + delete, depth <= {args.backlog}): "
+            f"{results[-1].rate:.0f} messages/s",
+            flush=True,
+        )
         results.append(bench.seed(task_bodies(args.seed_events, seed=1)))
         print(f"  seed-style: {results[-1].rate:.1f} events/s", flush=True)
         for workers in args.workers:
@@ -389,7 +412,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps([r.row() for r in results], indent=2))
     if plot(
-        [r for r in results if not r.contender.startswith(("ecswatch@", "emulator"))],
+        [r for r in results if r.contender in ("ecswatch", "floor", "seed-style")],
         out / "scaling.png",
     ):
         print(f"plot: {out / 'scaling.png'}")

@@ -9,7 +9,8 @@ seed:  AWS's example logic in a loop: receive one message, get_item, put_item if
 floor: bare concurrent PutItem calls (boto3 defaults) of the same realistic items, serialized
        up front, no SQS: the most a consumer could write against this endpoint at this
        concurrency.
-Both print one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop.
+sqs:   receive ten / delete ten in N threads, no writes: the emulator's SQS ceiling.
+Each prints one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop.
 """
 
 from __future__ import annotations
@@ -93,6 +94,41 @@ def floor(args: argparse.Namespace) -> int:
     return 0
 
 
+def sqs_only(args: argparse.Namespace) -> int:
+    """The SQS half of any consumer: receive ten, delete ten, no writes. The emulator's SQS
+    ceiling at this depth, next to which ecswatch's throughput should be read."""
+    sqs = client("sqs", args.endpoint, pool=args.threads + 2)
+    done = 0
+    lock = threading.Lock()
+
+    def consume() -> None:
+        nonlocal done
+        while True:
+            with lock:
+                if done >= args.count:
+                    return
+            messages = sqs.receive_message(
+                QueueUrl=args.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if messages:
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ]
+                sqs.delete_message_batch(QueueUrl=args.queue_url, Entries=entries)
+                with lock:
+                    done += len(messages)
+
+    threads = [threading.Thread(target=consume) for _ in range(args.threads)]
+    started, cpu = time.monotonic(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report(done, started, cpu)
+    return 0
+
+
 def report(events: int, started: float, cpu: float) -> None:
     """The measured loop only: start-up (imports, clients) is not the contender's per-event cost."""
     print(
@@ -108,14 +144,14 @@ def report(events: int, started: float, cpu: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("contender", choices=("seed", "floor"))
+    parser.add_argument("contender", choices=("seed", "floor", "sqs"))
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--queue-url", default="")
     parser.add_argument("--table", default="ECSTaskState")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    return seed(args) if args.contender == "seed" else floor(args)
+    return {"seed": seed, "floor": floor, "sqs": sqs_only}[args.contender](args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def test_compare_harness_smoke_run_produces_every_contender(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     rows = json.loads((tmp_path / "compare.json").read_text())
     contenders = {row["contender"] for row in rows}
-    assert {"emulator ceiling", "seed-style", "floor", "ecswatch"} <= contenders
+    assert {"emulator ceiling", "SQS ceiling", "seed-style", "floor", "ecswatch"} <= contenders
     for row in rows:
         assert row["events"] > 0
         assert row["events_per_second"] > 0
