@@ -119,6 +119,8 @@ class Processor:
             return True
         try:
             outcome = self._services.apply(event)
+        except UnstorableEventError as exc:
+            return self._invalid(message, Invalid(exc.reason, str(exc), detail_type))
         except Exception as exc:
             return self._failed(
                 message, detail_type, exc, arn=event.service_arn, event_id=event.event_id

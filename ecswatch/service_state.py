@@ -15,7 +15,6 @@ of the table (and its own writes in between): all replicas export the same, stor
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from ecswatch.retry import Retrier
 from ecswatch.services import IN_PROGRESS, ServiceEvent
-from ecswatch.store import Outcome
+from ecswatch.store import Outcome, is_condition_failure, write
 
 log = structlog.get_logger("ecswatch.service_state")
 
@@ -108,7 +107,7 @@ class ServiceStore:
             self._update(update_request(self.table, event))
             return Outcome.APPLIED
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise
             seen = exc.response.get("Item", {}).get("seenEventIds", {}).get("SS", [])
             if event.event_id in seen:
@@ -128,20 +127,19 @@ class ServiceStore:
                 }
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 return Outcome.DUPLICATE
             raise
         return Outcome.STALE
 
     def _update(self, request: dict[str, Any]) -> None:
-        def call() -> None:
-            started = time.perf_counter()
-            try:
-                self._client.update_item(**request)
-            finally:
-                self._observe_write(self.table, time.perf_counter() - started)
-
-        self._retrier("UpdateItem", call)
+        write(
+            self._retrier,
+            "UpdateItem",
+            self.table,
+            lambda: self._client.update_item(**request),
+            self._observe_write,
+        )
 
     def scan(self) -> dict[str, ServiceState]:
         states: dict[str, ServiceState] = {}

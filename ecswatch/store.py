@@ -14,13 +14,15 @@ import enum
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
 from ecswatch.events import Event, Resource, may_be_failed_start
 from ecswatch.retry import Retrier
+
+T = TypeVar("T")
 
 CONDITION = "attribute_not_exists(#key) OR #version < :version"
 # DynamoDB's verdict that an item can never be written as it is (size, empty names, ...).
@@ -70,7 +72,7 @@ def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _attribute(value: Any) -> dict[str, Any]:
     """boto3's TypeSerializer for the types JSON yields, without its generic dispatch: the write
-    path's hottest function after botocore itself (same output, see tests/test_store_unit.py)."""
+    path's hottest function after botocore itself (same output, see tests/test_serialize.py)."""
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, bool):
@@ -87,6 +89,38 @@ def _attribute(value: Any) -> dict[str, Any]:
     raise TypeError(f"unsupported type {type(value).__name__}")
 
 
+def write(
+    retrier: Retrier,
+    operation: str,
+    table: str,
+    call: Callable[[], T],
+    observe_write: Callable[[str, float], None],
+) -> T:
+    """One DynamoDB write: each attempt timed, transient errors retried, and DynamoDB's
+    permanent refusals (size, empty names, ...) turned into UnstorableEventError, so every
+    table's writer dead-letters them instead of waiting for the redrive policy."""
+
+    def timed() -> T:
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            observe_write(table, time.perf_counter() - started)
+
+    try:
+        return retrier(operation, timed)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in PERMANENT_CODES:
+            message = str(error.get("Message") or error.get("Code"))
+            raise UnstorableEventError("rejected_by_dynamodb", message) from exc
+        raise
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
 class Store:
     """Applies events to their table; retries transient errors through `retrier`."""
 
@@ -97,16 +131,11 @@ class Store:
         retrier: Retrier,
         *,
         observe_write: Callable[[str, float], None] = lambda table, seconds: None,
-        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._client = client
         self._tables = dict(tables)
         self._retrier = retrier
         self._observe_write = observe_write
-        self._clock = clock
-
-    def table_for(self, resource: Resource) -> str:
-        return self._tables[resource]
 
     def apply(self, event: Event, item: Mapping[str, Any]) -> WriteResult:
         """One conditional PutItem, retried if transient. Raises UnstorableEventError."""
@@ -123,32 +152,23 @@ class Store:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            response = self._retrier("PutItem", lambda: self._put(table, request))
+            response: dict[str, Any] = write(
+                self._retrier,
+                "PutItem",
+                table,
+                lambda: self._client.put_item(**request),
+                self._observe_write,
+            )
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                stored = exc.response.get("Item")
-                version = _number(stored, "version")
-                return WriteResult(
-                    classify_conflict(version, event.version),
-                    _string(stored, "lastStatus"),
-                    version,
-                )
-            if code in PERMANENT_CODES:
-                raise UnstorableEventError(
-                    "rejected_by_dynamodb", str(error.get("Message", code))
-                ) from exc
-            raise
+            if not is_condition_failure(exc):
+                raise
+            stored = exc.response.get("Item")
+            version = _number(stored, "version")
+            return WriteResult(
+                classify_conflict(version, event.version), _string(stored, "lastStatus"), version
+            )
         old = response.get("Attributes")
         return WriteResult(Outcome.APPLIED, _string(old, "lastStatus"), _number(old, "version"))
-
-    def _put(self, table: str, request: dict[str, Any]) -> dict[str, Any]:
-        started = self._clock()
-        try:
-            return self._client.put_item(**request)  # type: ignore[no-any-return]
-        finally:
-            self._observe_write(table, self._clock() - started)
 
 
 def _string(item: Mapping[str, Any] | None, name: str) -> str | None:

@@ -202,3 +202,18 @@ def test_a_replica_sees_state_another_replica_wrote(
     assert service_store(stack).apply(event(impaired)) is Outcome.APPLIED  # "another replica"
     wait_for(lambda: gauge(running, "ecswatch_service_task_start_impaired", "billing") == 1.0)
     assert running.processed() == 0
+
+
+def test_a_service_event_dynamodb_refuses_is_dead_lettered_not_retried(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """Same rule as task items: a permanent refusal goes to the DLQ with its reason."""
+    too_big = dict(service_event(DEFAULT_SERVICES[0], "action", "SERVICE_STEADY_STATE", T0))
+    too_big["id"] = "x" * 420_000  # the id is stored (it de-duplicates): over DynamoDB's 400 KB
+    running = start_daemon()
+    stack.send_events([too_big])
+    wait_for(lambda: running.processed() >= 1 and stack.queue_counts() == (0, 0))
+    [dead] = stack.dead_letters()
+    assert dead["MessageAttributes"]["ecswatch-reason"]["StringValue"] == "rejected_by_dynamodb"
+    assert running.events("invalid", "ECS Service Action") == 1
+    assert running.events("failed", "ECS Service Action") == 0
