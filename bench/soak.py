@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecswatch.aws import make_client
+from ecswatch.aws import bootstrap_clients
 from ecswatch.bootstrap import bootstrap
 from ecswatch.config import load_config
 from ecswatch.emulator import Emulator
@@ -67,7 +67,7 @@ def main() -> int:
     )
     with Emulator() as emulator:
         config = load_config(None, {"ECSWATCH_AWS_ENDPOINT_URL": emulator.url}, require_queue=False)
-        clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
+        clients = bootstrap_clients(config.aws)
         resources = bootstrap(config, **clients)
         port = 9300 + os.getpid() % 500
         env = {

@@ -38,3 +38,8 @@ def make_client(
         endpoint_url=aws.endpoint_url or None,
         config=client_config(read_timeout=read_timeout, max_pool_connections=max_pool_connections),
     )
+
+
+def bootstrap_clients(aws: AwsConfig) -> dict[str, Any]:
+    """The clients `ecswatch.bootstrap.bootstrap` takes, by keyword."""
+    return {name: make_client(name, aws) for name in ("sqs", "dynamodb", "events")}

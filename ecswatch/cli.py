@@ -140,11 +140,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
-    from ecswatch.aws import make_client  # noqa: PLC0415
+    from ecswatch.aws import bootstrap_clients  # noqa: PLC0415
     from ecswatch.bootstrap import BootstrapError, bootstrap  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
-    clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
+    clients = bootstrap_clients(config.aws)
     try:
         result = bootstrap(config, **clients)
     except BootstrapError as exc:

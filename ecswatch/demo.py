@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from prometheus_client import CollectorRegistry
 
 from ecswatch.app import Daemon
-from ecswatch.aws import make_client
+from ecswatch.aws import bootstrap_clients
 from ecswatch.bootstrap import bootstrap
 from ecswatch.config import Config, load_config, override
 from ecswatch.logging import configure_logging
@@ -96,7 +96,7 @@ class Demo:
 
     def _run(self, endpoint_url: str) -> tuple[Summary, Daemon]:
         config = demo_config(endpoint_url, self.port, self.workers)
-        clients = {name: make_client(name, config.aws) for name in ("sqs", "dynamodb", "events")}
+        clients = bootstrap_clients(config.aws)
         resources = bootstrap(config, **clients)
         created = sum(change.action == "created" for change in resources.changes)
         self.say(f"▸ bootstrap: {created} of {len(resources.changes)} resources created")

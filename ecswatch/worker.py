@@ -206,18 +206,24 @@ class WorkerPool:
 
     def _settle(self, done: list[Message], unstarted: list[Message]) -> None:
         """Delete finished messages, release unstarted ones; a failure here means a redelivery."""
-        for action, batch in (("delete", done), ("release", unstarted)):
-            if not batch:
-                continue
-            try:
-                if action == "delete":
-                    failed = self._queue.delete(batch)
-                else:
-                    failed = self._queue.change_visibility(batch, 0)
-            except Exception as exc:
-                if not is_aws_error(exc):
-                    raise
-                log.warning(f"{action}_failed", messages=len(batch), error=type(exc).__name__)
-                continue
-            if action == "release":
-                log.info("messages_released", messages=len(batch) - len(failed))
+        if done:
+            _logged_failure("delete_failed", done, lambda: self._queue.delete(done))
+        if unstarted:
+            failed = _logged_failure(
+                "release_failed", unstarted, lambda: self._queue.change_visibility(unstarted, 0)
+            )
+            if failed is not None:
+                log.info("messages_released", messages=len(unstarted) - len(failed))
+
+
+def _logged_failure(
+    event: str, batch: list[Message], call: Callable[[], list[Message]]
+) -> list[Message] | None:
+    """`call()`, or None after logging `event` if AWS refused it (other errors propagate)."""
+    try:
+        return call()
+    except Exception as exc:
+        if not is_aws_error(exc):
+            raise
+        log.warning(event, messages=len(batch), error=type(exc).__name__)
+        return None
