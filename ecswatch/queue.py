@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from ecswatch import wire
 from ecswatch.retry import Retrier
 
 log = structlog.get_logger("ecswatch.queue")
@@ -40,6 +41,9 @@ class Queue:
         retrier: Retrier,
     ) -> None:
         self._client = client
+        # Once per message (amortised over up to ten): the lean calls of wire.py.
+        self._receive_message = wire.operation(client, "ReceiveMessage")
+        self._delete_message_batch = wire.operation(client, "DeleteMessageBatch")
         self.url = queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
         self._retrier = retrier
@@ -48,7 +52,7 @@ class Queue:
         self, *, max_messages: int, wait_seconds: int, visibility_timeout: int
     ) -> list[Message]:
         """One long poll. Not retried here: the worker loop backs off and polls again."""
-        response = self._client.receive_message(
+        response = self._receive_message(
             QueueUrl=self.url,
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
@@ -69,7 +73,7 @@ class Queue:
         """Delete in batches of ten; returns the messages SQS did not delete."""
         return self._batched(
             "DeleteMessageBatch",
-            self._client.delete_message_batch,
+            self._delete_message_batch,
             messages,
             lambda m: {"ReceiptHandle": m.receipt_handle},
         )

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
+from ecswatch import wire
 from ecswatch.events import Event, Resource, may_be_failed_start
 from ecswatch.retry import Retrier
 
@@ -132,7 +133,7 @@ class Store:
         *,
         observe_write: Callable[[str, float], None] = lambda table, seconds: None,
     ) -> None:
-        self._client = client
+        self._put_item = wire.operation(client, "PutItem")  # the hot call: see wire.py
         self._tables = dict(tables)
         self._retrier = retrier
         self._observe_write = observe_write
@@ -156,7 +157,7 @@ class Store:
                 self._retrier,
                 "PutItem",
                 table,
-                lambda: self._client.put_item(**request),
+                lambda: self._put_item(**request),
                 self._observe_write,
             )
         except ClientError as exc:
