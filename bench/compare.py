@@ -3,9 +3,11 @@
     .venv/bin/python bench/compare.py                 # the full run (about 10 minutes)
     .venv/bin/python bench/compare.py --quick         # a smoke run (tests/test_bench.py)
 
-Every contender is its own process, against the same emulator (moto's server in a process of
-its own, with a per-request delay standing in for an AWS round trip) and the same stream. A
-paced feeder keeps the queue shallow (moto's SQS slows with depth). Figures per contender:
+Every contender is its own process, against the same emulators and the same stream. As in AWS,
+SQS and DynamoDB are separate services: each is moto's server in a process of its own (served
+with keep-alive by gunicorn, bench/keepalive.py), with a per-request delay standing in for an
+AWS round trip, so one's CPU does not slow the other. A paced feeder keeps the queue shallow
+(moto's SQS slows with depth). Figures per contender:
 events/s, p50/p99 lag (publish -> durable, from each item's writtenAt), the contender's own CPU
 ms per event (rusage: emulator and feeder excluded) and peak RSS. Prints a table, writes
 bench/results/compare.json and, with matplotlib (the `bench` extra), bench/results/scaling.png.
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -124,21 +127,31 @@ class Feeder(threading.Thread):
         )["Attributes"]
         return sum(int(v) for v in attributes.values())
 
+    def send(self, bodies: list[str]) -> None:
+        send_messages(self.sqs, self.queue_url, [stamp(body) for body in bodies])
+
     def run(self) -> None:
         self.started_at = time.monotonic()
         sent = 0
-        while sent < len(self.bodies):
-            if self.rate:
-                ahead = sent - (time.monotonic() - self.started_at) * self.rate
-                if ahead > 0:
-                    time.sleep(min(0.05, ahead / self.rate))
-                    continue
-            elif self.depth() >= self.backlog:
-                time.sleep(0.05)
-                continue
-            batch = [stamp(body) for body in self.bodies[sent : sent + 10]]
-            send_messages(self.sqs, self.queue_url, batch)
-            sent += len(batch)
+        with ThreadPoolExecutor(SENDERS) as senders:
+            while sent < len(self.bodies):
+                if self.rate:
+                    ahead = sent - (time.monotonic() - self.started_at) * self.rate
+                    if ahead > 0:
+                        time.sleep(min(0.05, ahead / self.rate))
+                        continue
+                    count = 10
+                else:
+                    count = min(SENDERS * 10, (self.backlog - self.depth()) // 10 * 10)
+                    if count <= 0:
+                        time.sleep(0.02)
+                        continue
+                chunks = [self.bodies[i : i + 10] for i in range(sent, sent + count, 10)]
+                list(senders.map(self.send, chunks))
+                sent += sum(len(chunk) for chunk in chunks)
+
+
+SENDERS = 4  # concurrent SendMessageBatch calls: the feeder must never be the bottleneck
 
 
 def stamp(body: str) -> str:
@@ -148,14 +161,19 @@ def stamp(body: str) -> str:
 
 
 class Bench:
-    def __init__(self, endpoint: str, delay_ms: float, backlog: int) -> None:
-        self.endpoint, self.delay_ms, self.backlog = endpoint, delay_ms, backlog
-        self.base = load_config(
-            None,
-            {"ECSWATCH_AWS_ENDPOINT_URL": endpoint, "ECSWATCH_AWS_REGION": "us-east-1"},
-            require_queue=False,
-        )
-        self.clients = {n: make_client(n, self.base.aws) for n in ("sqs", "dynamodb", "events")}
+    def __init__(self, sqs_endpoint: str, endpoint: str, delay_ms: float, backlog: int) -> None:
+        """`sqs_endpoint` serves SQS and EventBridge, `endpoint` DynamoDB."""
+        self.sqs_endpoint, self.endpoint = sqs_endpoint, endpoint
+        self.delay_ms, self.backlog = delay_ms, backlog
+        self.base = load_config(None, {"ECSWATCH_AWS_REGION": "us-east-1"}, require_queue=False)
+        self.clients = {
+            name: make_client(name, override(self.base, aws={"endpoint_url": url}).aws)
+            for name, url in (
+                ("sqs", sqs_endpoint),
+                ("events", sqs_endpoint),
+                ("dynamodb", endpoint),
+            )
+        }
         self.runs = 0
 
     def fresh(self) -> Any:
@@ -189,7 +207,7 @@ class Bench:
         config = self.fresh()
         feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
         proc = subprocess.Popen(
-            [PY, str(ROOT / "bench" / "contenders.py"), "sqs", "--endpoint", self.endpoint,
+            [PY, str(ROOT / "bench" / "contenders.py"), "sqs", "--sqs-endpoint", self.sqs_endpoint,
              "--queue-url", config.sqs.queue_url, "--count", str(len(bodies)),
              "--threads", str(threads)],
             stdout=subprocess.PIPE, text=True,
@@ -207,7 +225,7 @@ class Bench:
         feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
         proc = subprocess.Popen(
             [PY, str(ROOT / "bench" / "contenders.py"), "seed", "--endpoint", self.endpoint,
-             "--queue-url", config.sqs.queue_url, "--table", config.dynamodb.task_table,
+             "--sqs-endpoint", self.sqs_endpoint, "--queue-url", config.sqs.queue_url, "--table", config.dynamodb.task_table,
              "--count", str(len(bodies))],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -240,7 +258,9 @@ class Bench:
         port = free_port()
         env = {
             **os.environ,
-            "ECSWATCH_AWS_ENDPOINT_URL": self.endpoint,
+            # botocore's service-specific endpoints: SQS and DynamoDB on their own emulators
+            "AWS_ENDPOINT_URL_SQS": self.sqs_endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint,
             "ECSWATCH_AWS_REGION": "us-east-1",
             "ECSWATCH_SQS_QUEUE_URL": config.sqs.queue_url,
             "ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL": config.sqs.dead_letter_queue_url,
@@ -252,14 +272,15 @@ class Bench:
             "ECSWATCH_METRICS_PORT": str(port),
             "ECSWATCH_LOG_FORMAT": "json",
         }
-        with open(os.devnull, "w") as devnull:
-            proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=devnull)
+        proc = subprocess.Popen(
+            [PY, "-m", "ecswatch", "run"], env=env, stderr=subprocess.PIPE, text=True
+        )
         wait_url(f"http://127.0.0.1:{port}/healthz")
+        done = Processed(proc, len(bodies))
         feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
         cpu_before = cpu_seconds(proc.pid)
         feeder.start()
-        while processed(port) < len(bodies):
-            time.sleep(0.25)
+        done.wait()
         seconds = time.monotonic() - feeder.started_at
         cpu = cpu_seconds(proc.pid) - cpu_before
         proc.send_signal(signal.SIGTERM)
@@ -270,17 +291,29 @@ class Bench:
         return result
 
 
-def processed(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("ecswatch_events_total{")
-    )
+class Processed(threading.Thread):
+    """Counts the daemon's `message_processed` log lines: the end of a run, to the line, at no
+    cost to the daemon (it writes them anyway; scraping /metrics 4x a second costs it CPU)."""
+
+    def __init__(self, proc: subprocess.Popen[str], expected: int) -> None:
+        super().__init__(daemon=True)
+        self.proc, self.expected, self.count = proc, expected, 0
+        self.reached = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if '"message_processed"' in line:
+                self.count += 1
+                if self.count >= self.expected:
+                    self.reached.set()
+        self.reached.set()  # the daemon exited
+
+    def wait(self) -> None:
+        self.reached.wait()
+        if self.count < self.expected:
+            raise RuntimeError(f"ecswatch exited after {self.count} of {self.expected} events")
 
 
 def task_bodies(events: int, seed: int) -> list[str]:
@@ -294,16 +327,19 @@ def task_bodies(events: int, seed: int) -> list[str]:
     return bodies[:events]
 
 
+def emulator(port: int, delay_ms: float) -> subprocess.Popen[bytes]:
+    command = [PY, str(ROOT / "bench" / "keepalive.py"), "--port", str(port)]
+    return subprocess.Popen([*command, "--delay-ms", str(delay_ms)], stdout=subprocess.DEVNULL)
+
+
 def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
-    port = free_port()
-    emulator = subprocess.Popen(
-        [PY, "-m", "ecswatch.emulator", "--port", str(port), "--delay-ms", str(delay_ms)],
-        stdout=subprocess.DEVNULL,
-    )
+    ports = free_port(), free_port()
+    emulators = [emulator(port, delay_ms) for port in ports]
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        wait_url(f"{endpoint}/moto-api/")
-        bench = Bench(endpoint, delay_ms, args.backlog)
+        sqs_endpoint, endpoint = (f"http://127.0.0.1:{port}" for port in ports)
+        for url in (sqs_endpoint, endpoint):
+            wait_url(f"{url}/moto-api/")
+        bench = Bench(sqs_endpoint, endpoint, delay_ms, args.backlog)
         results = [bench.floor(args.events, args.ceiling_threads)]
         results[0].contender = "emulator ceiling"
         print(
@@ -331,8 +367,9 @@ def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
         )
         return results
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        for process in emulators:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -393,7 +430,7 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4,8,16")
     parser.add_argument("--events", type=int, default=1500, help="per ecswatch and floor run")
     parser.add_argument("--seed-events", type=int, default=200)
-    parser.add_argument("--backlog", type=int, default=60)
+    parser.add_argument("--backlog", type=int, default=100)
     parser.add_argument("--ceiling-threads", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", default=str(RESULTS))

@@ -1,6 +1,6 @@
 """The consumers ecswatch is compared with, each run as its own process by bench/compare.py.
 
-    python bench/contenders.py seed  --endpoint URL --queue-url URL --table T --count N
+    python bench/contenders.py seed  --endpoint URL --sqs-endpoint URL --queue-url URL --table T --count N
     python bench/contenders.py floor --endpoint URL --table T --count N --threads 8
 
 seed:  AWS's example logic in a loop: receive one message, get_item, put_item if newer,
@@ -44,7 +44,7 @@ def client(service: str, endpoint: str, pool: int = 10) -> Any:
 
 
 def seed(args: argparse.Namespace) -> int:
-    sqs, dynamodb = client("sqs", args.endpoint), client("dynamodb", args.endpoint)
+    sqs, dynamodb = client("sqs", args.sqs_endpoint), client("dynamodb", args.endpoint)
     done = 0
     started, cpu = time.monotonic(), time.process_time()
     while done < args.count:
@@ -97,7 +97,7 @@ def floor(args: argparse.Namespace) -> int:
 def sqs_only(args: argparse.Namespace) -> int:
     """The SQS half of any consumer: receive ten, delete ten, no writes. The emulator's SQS
     ceiling at this depth, next to which ecswatch's throughput should be read."""
-    sqs = client("sqs", args.endpoint, pool=args.threads + 2)
+    sqs = client("sqs", args.sqs_endpoint, pool=args.threads + 2)
     done = 0
     lock = threading.Lock()
 
@@ -145,7 +145,8 @@ def report(events: int, started: float, cpu: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("contender", choices=("seed", "floor", "sqs"))
-    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--endpoint", default="", help="DynamoDB's")
+    parser.add_argument("--sqs-endpoint", default="")
     parser.add_argument("--queue-url", default="")
     parser.add_argument("--table", default="ECSTaskState")
     parser.add_argument("--count", type=int, required=True)

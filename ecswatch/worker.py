@@ -1,21 +1,32 @@
-"""The worker pool: N threads long-polling one queue, a visibility heartbeat, ordered shutdown.
+"""The worker pool: fetchers long-poll into a small prefetch buffer, workers write, a deleter
+batches the deletes; a visibility heartbeat; an ordered shutdown.
+
+    fetchers --(≤ 3 × count + a batch per fetcher, unstarted)--> workers --> Deleter (tens)
+
+Workers only ever do the write, so `count` writes are in flight whenever there is work, while
+receives and deletes overlap with them on threads of their own, one of each per three workers
+(a ReceiveMessage of ten takes two to three times a PutItem's round trip).
 
 Why this is safe under every interleaving: a message is deleted only after its fate is
 durable (see processor.py), so a crash, a SIGKILL or an expired visibility can only cause a
 redelivery, and a redelivery is classified duplicate/stale by the conditional write (store.py).
-The heartbeat keeps a message invisible while a slow write retries, so another replica does
-not pick it up meanwhile; when we stop, unstarted messages are made visible again at once.
+Every received message is held by the heartbeat until it is deleted, released or given up, so
+another replica does not pick it up meanwhile; prefetched messages that no worker started when
+we stop are made visible again at once.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import structlog
 
+from ecswatch.inflight import Deleter, Heartbeat, logged_failure
 from ecswatch.metrics import Metrics
 from ecswatch.processor import Processor
 from ecswatch.queue import Message, Queue
@@ -24,77 +35,12 @@ from ecswatch.retry import is_aws_error
 log = structlog.get_logger("ecswatch.worker")
 
 MAX_ERROR_BACKOFF_SECONDS = 30.0
+POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
 
 
 def error_backoff(failures: int, rng: Callable[[], float] = random.random) -> float:
-    """Full-jitter exponential backoff for a failing poll loop: never spin, never stall long."""
+    """Full-jitter exponential backoff for a failing loop: never spin, never stall long."""
     return rng() * min(MAX_ERROR_BACKOFF_SECONDS, 0.5 * 2.0 ** min(failures, 10))
-
-
-class Heartbeat:
-    """Extends the visibility of held messages before it runs out."""
-
-    def __init__(
-        self,
-        queue: Queue,
-        visibility_timeout: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._queue = queue
-        self._visibility = visibility_timeout
-        self._clock = clock
-        self._held: dict[str, tuple[Message, float]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ecswatch-heartbeat", daemon=True)
-
-    @property
-    def interval(self) -> float:
-        return max(1.0, self._visibility / 4)
-
-    def hold(self, messages: Sequence[Message]) -> None:
-        now = self._clock()
-        with self._lock:
-            for m in messages:
-                self._held[m.receipt_handle] = (m, now)
-
-    def drop(self, messages: Sequence[Message]) -> None:
-        with self._lock:
-            for m in messages:
-                self._held.pop(m.receipt_handle, None)
-
-    def due(self) -> list[Message]:
-        """Messages held for half their visibility since received or last extended."""
-        now = self._clock()
-        with self._lock:
-            return [m for m, since in self._held.values() if now - since >= self._visibility / 2]
-
-    def beat(self) -> None:
-        due = self.due()
-        if not due:
-            return
-        failed = {m.receipt_handle for m in self._queue.change_visibility(due, self._visibility)}
-        now = self._clock()
-        with self._lock:
-            for m in due:
-                if m.receipt_handle in self._held and m.receipt_handle not in failed:
-                    self._held[m.receipt_handle] = (m, now)
-        log.info("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except Exception as exc:
-                log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
 
 
 class WorkerPool:
@@ -116,114 +62,172 @@ class WorkerPool:
         self._wait = wait_time_seconds
         self._max = max_messages
         self._visibility = visibility_timeout
+        # Every fetcher may have a whole batch in flight while each worker still has three
+        # messages waiting, so receives return before the workers run dry.
+        helpers = math.ceil(count / 3)
+        self._capacity = 3 * count + helpers * max_messages
+        self._reserved = 0  # room promised to receives in flight
         self.heartbeat = Heartbeat(queue, visibility_timeout)
+        self.deleter = Deleter(queue, self.heartbeat, metrics, threads=helpers)
         self.stopping = threading.Event()  # stop receiving and starting messages
         self.abort = abort  # past the drain deadline: retries give up at once
         self._last_receive: float | None = None
-        self._threads = [
-            threading.Thread(target=self._run, name=f"ecswatch-worker-{i}", daemon=True)
+        self._unstarted: collections.deque[Message] = collections.deque()
+        lock = threading.Lock()
+        self._has_work = threading.Condition(lock)
+        self._has_room = threading.Condition(lock)
+        self._fetchers = [
+            threading.Thread(target=self._fetch, name=f"ecswatch-fetcher-{i}", daemon=True)
+            for i in range(helpers)
+        ]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"ecswatch-worker-{i}", daemon=True)
             for i in range(count)
         ]
 
     def start(self) -> None:
         self.heartbeat.start()
-        for thread in self._threads:
+        self.deleter.start()
+        for thread in self._workers + self._fetchers:
             thread.start()
 
     def all_alive(self) -> bool:
-        return all(thread.is_alive() for thread in self._threads)
+        threads = self._workers + self._fetchers
+        return all(t.is_alive() for t in threads) and self.deleter.is_alive()
 
     def seconds_since_receive(self) -> float | None:
         last = self._last_receive
         return None if last is None else time.monotonic() - last
 
     def shutdown(self, timeout: float) -> bool:
-        """Ordered stop under one deadline; True when every worker finished in time.
+        """Ordered stop under one deadline; True when every message was settled in time.
 
-        1. stop receiving (workers finish the message in hand, release the rest of their batch);
+        1. stop receiving and starting messages; workers finish the one in hand;
         2. at 80% of the deadline, abort retries so a stuck write gives its message back;
-        3. stop the heartbeat last, so messages still being worked stay invisible meanwhile.
-        A worker blocked in a long poll returns within wait_time_seconds and releases what it got.
+        3. release what was prefetched but never started, flush the deleter;
+        4. stop the heartbeat last, so messages still being worked stay invisible meanwhile.
+        A fetcher blocked in a long poll returns within wait_time_seconds and releases what it got.
         """
         started = time.monotonic()
         self.stopping.set()
-        self._join_until(started + 0.8 * timeout)
-        self.abort.set()
-        finished = self._join_until(started + max(0.0, timeout - 0.5))
-        self.heartbeat.stop()
+        with self._has_work:
+            self._has_work.notify_all()
+            self._has_room.notify_all()
+        threads = self._workers + self._fetchers
+        finished = _join(threads, started + 0.8 * timeout)
         if not finished:
-            log.warning("shutdown_incomplete", workers_still_running=self._running())
-        return finished
+            self.abort.set()
+            finished = _join(threads, started + timeout - 1.0)
+        self._release(self._take_unstarted())
+        flushed = self.deleter.close(max(0.5, started + timeout - time.monotonic()))
+        self.heartbeat.stop()
+        if not (finished and flushed):
+            running = sum(t.is_alive() for t in threads)
+            log.warning("shutdown_incomplete", threads_still_running=running, flushed=flushed)
+        return finished and flushed
 
-    def _running(self) -> int:
-        return sum(thread.is_alive() for thread in self._threads)
-
-    def _join_until(self, deadline: float) -> bool:
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        return self._running() == 0
-
-    def _run(self) -> None:
+    def _fetch(self) -> None:
         failures = 0
         while not self.stopping.is_set():
+            room = self._wait_for_room()
+            if not room:
+                continue
             try:
-                self.run_once()
+                messages = self._queue.receive(
+                    max_messages=room,
+                    wait_seconds=self._wait,
+                    visibility_timeout=self._visibility,
+                )
+            except Exception as exc:
+                self._received(room, [])
+                failures += 1
+                _log_failure("receive", exc, failures)
+                self.stopping.wait(error_backoff(failures))
+                continue
+            self._received(room, messages)
+            failures = 0
+            self._last_receive = time.monotonic()
+            self._metrics.last_receive.set_to_current_time()
+            if messages and self.stopping.is_set():  # received during the stop: give them back
+                self._release(self._take_unstarted())
+
+    def _wait_for_room(self) -> int:
+        """How many messages to ask for: a full batch, once the buffer has room for one."""
+        with self._has_room:
+            if self._capacity - len(self._unstarted) - self._reserved < self._max:
+                self._has_room.wait(POLL_SECONDS)
+            if self._capacity - len(self._unstarted) - self._reserved < self._max:
+                return 0
+            self._reserved += self._max
+            return self._max
+
+    def _received(self, room: int, messages: list[Message]) -> None:
+        """A receive returned: its room is no longer reserved, its messages wait for workers."""
+        if messages:
+            self._metrics.messages_received.inc(len(messages))
+            self._metrics.in_flight.inc(len(messages))
+            self.heartbeat.hold(messages)
+        with self._has_work:
+            self._reserved -= room
+            self._unstarted.extend(messages)
+            self._has_work.notify(len(messages))
+
+    def _work(self) -> None:
+        failures = 0
+        while (message := self._next()) is not None:
+            done = False
+            try:
+                done = self._processor.handle(message)
                 failures = 0
             except Exception as exc:
-                # A worker never dies: log, back off (waking early on stop) and poll again.
+                # A worker never dies: log, back off (waking early on stop), carry on.
                 failures += 1
-                fields = {"error": type(exc).__name__, "consecutive_failures": failures}
-                if is_aws_error(exc):
-                    log.warning("worker_aws_error", detail=str(exc)[:300], **fields)
-                else:
-                    log.exception("worker_error", **fields)
+                _log_failure("worker", exc, failures)
                 self.stopping.wait(error_backoff(failures))
+            if done:
+                self.deleter.add(message)
+            else:  # kept: SQS redelivers it once its visibility runs out
+                self.heartbeat.drop([message])
+                self._metrics.in_flight.dec()
 
-    def run_once(self) -> None:
-        messages = self._queue.receive(
-            max_messages=self._max, wait_seconds=self._wait, visibility_timeout=self._visibility
-        )
-        self._last_receive = time.monotonic()
-        self._metrics.last_receive.set_to_current_time()
+    def _next(self) -> Message | None:
+        with self._has_work:
+            while not self._unstarted and not self.stopping.is_set():
+                self._has_work.wait(POLL_SECONDS)
+            if self.stopping.is_set():
+                return None
+            message = self._unstarted.popleft()
+            self._has_room.notify()
+            return message
+
+    def _take_unstarted(self) -> list[Message]:
+        with self._has_work:
+            taken = list(self._unstarted)
+            self._unstarted.clear()
+            return taken
+
+    def _release(self, messages: list[Message]) -> None:
+        """Make messages nobody started visible again now, instead of after their timeout."""
         if not messages:
             return
-        self._metrics.messages_received.inc(len(messages))
-        self._metrics.in_flight.inc(len(messages))
-        self.heartbeat.hold(messages)
-        done: list[Message] = []
-        unstarted: list[Message] = []
-        try:
-            for i, message in enumerate(messages):
-                if self.stopping.is_set():
-                    unstarted = list(messages[i:])
-                    break
-                if self._processor.handle(message):
-                    done.append(message)
-        finally:
-            self.heartbeat.drop(messages)
-            self._settle(done, unstarted)
-            self._metrics.in_flight.dec(len(messages))
-
-    def _settle(self, done: list[Message], unstarted: list[Message]) -> None:
-        """Delete finished messages, release unstarted ones; a failure here means a redelivery."""
-        if done:
-            _logged_failure("delete_failed", done, lambda: self._queue.delete(done))
-        if unstarted:
-            failed = _logged_failure(
-                "release_failed", unstarted, lambda: self._queue.change_visibility(unstarted, 0)
-            )
-            if failed is not None:
-                log.info("messages_released", messages=len(unstarted) - len(failed))
+        failed = logged_failure(
+            "release_failed", messages, lambda: self._queue.change_visibility(messages, 0)
+        )
+        if failed is not None:
+            log.info("messages_released", messages=len(messages) - len(failed))
+        self.heartbeat.drop(messages)
+        self._metrics.in_flight.dec(len(messages))
 
 
-def _logged_failure(
-    event: str, batch: list[Message], call: Callable[[], list[Message]]
-) -> list[Message] | None:
-    """`call()`, or None after logging `event` if AWS refused it (other errors propagate)."""
-    try:
-        return call()
-    except Exception as exc:
-        if not is_aws_error(exc):
-            raise
-        log.warning(event, messages=len(batch), error=type(exc).__name__)
-        return None
+def _join(threads: list[threading.Thread], deadline: float) -> bool:
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
+
+
+def _log_failure(where: str, exc: Exception, failures: int) -> None:
+    fields = {"error": type(exc).__name__, "consecutive_failures": failures}
+    if is_aws_error(exc):
+        log.warning(f"{where}_aws_error", detail=str(exc)[:300], **fields)
+    else:
+        log.exception(f"{where}_error", **fields)

@@ -1,8 +1,10 @@
-"""Worker-pool decisions without a network: heartbeat timing, backoff, release on stop."""
+"""Worker-pool decisions without a network: heartbeat timing, delete batching, backoff,
+release on stop."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,10 +12,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from prometheus_client import CollectorRegistry
 
+from ecswatch.inflight import Deleter, Heartbeat
 from ecswatch.metrics import Metrics
 from ecswatch.queue import Message
 from ecswatch.retry import is_transient
-from ecswatch.worker import MAX_ERROR_BACKOFF_SECONDS, Heartbeat, WorkerPool, error_backoff
+from ecswatch.worker import MAX_ERROR_BACKOFF_SECONDS, WorkerPool, error_backoff
 
 
 class FakeQueue:
@@ -96,7 +99,7 @@ class StopAfter:
         return True
 
 
-def test_stopping_mid_batch_deletes_the_finished_and_releases_the_rest() -> None:
+def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -> None:
     queue = FakeQueue([messages(5)])
     ref: list[WorkerPool] = []
     processor = StopAfter(ref, 2)
@@ -112,11 +115,68 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_rest() -> None
         abort=threading.Event(),
     )
     ref.append(pool)
-    pool.run_once()
+    pool.start()
+    deadline = time.monotonic() + 10
+    while not pool.stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.shutdown(timeout=5)
+    assert processor.handled == 2
     assert queue.deleted == ["m0", "m1"]
     assert queue.visibility == [("m2", 0), ("m3", 0), ("m4", 0)]
     assert metrics.registry.get_sample_value("ecswatch_messages_in_flight") == 0
     assert metrics.registry.get_sample_value("ecswatch_messages_received_total") == 5
+    assert pool.heartbeat.due() == []
+
+
+class Ticks:
+    """A manual clock for the deleter's linger."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def deleter(queue: FakeQueue, clock: Ticks) -> Deleter:
+    heartbeat = Heartbeat(queue, 60)  # type: ignore[arg-type]
+    return Deleter(
+        queue,  # type: ignore[arg-type]
+        heartbeat,
+        Metrics(CollectorRegistry()),
+        linger=0.05,
+        clock=clock,
+    )
+
+
+def test_deleter_sends_full_batches_of_ten_at_once() -> None:
+    clock = Ticks()
+    batcher = deleter(FakeQueue([]), clock)
+    for message in messages(23):
+        batcher.add(message)
+    first, second = batcher.next_batch(), batcher.next_batch()
+    assert [len(b or []) for b in (first, second)] == [10, 10]
+    assert [m.message_id for m in first or []] == [f"m{i}" for i in range(10)]
+
+
+def test_deleter_sends_a_short_batch_once_its_oldest_has_lingered() -> None:
+    clock = Ticks()
+    batcher = deleter(FakeQueue([]), clock)
+    for message in messages(3):
+        batcher.add(message)
+    clock.now = 0.05
+    assert [m.message_id for m in batcher.next_batch() or []] == ["m0", "m1", "m2"]
+
+
+def test_closing_deleter_flushes_everything_then_stops() -> None:
+    queue, clock = FakeQueue([]), Ticks()
+    batcher = deleter(queue, clock)
+    batcher.start()
+    for message in messages(13):
+        batcher.add(message)
+    assert batcher.close(timeout=5)
+    assert sorted(queue.deleted, key=lambda m: int(m[1:])) == [f"m{i}" for i in range(13)]
+    assert not batcher.is_alive()
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -128,7 +128,7 @@ def test_emulator_outage_turns_readyz_503_and_the_daemon_resumes(
             QueueUrl=resources.queue_url, MessageBody=stream.bodies()[0]
         )
         wait_for(lambda: daemon.total("ecswatch_events_total", outcome="applied") >= 1)
-        assert daemon.events("worker_aws_error")  # it saw the outage, and lived
+        assert daemon.events("receive_aws_error")  # it saw the outage, and lived
     finally:
         private.stop()
 
