@@ -394,6 +394,18 @@ def report(results: list[Result]) -> None:
             print(f"  {r.workers:>2} workers: {r.rate / seed.rate:6.1f}x seed-style, "
                   f"{r.rate / floor.rate:5.2f}x floor throughput, "
                   f"{r.cpu_ms_per_event / floor.cpu_ms_per_event:5.2f}x floor CPU per event")  # fmt: skip
+    headline(results)
+
+
+def headline(results: list[Result]) -> None:
+    """CPU per event, the figure that transfers to AWS: concurrency hides AWS's latency, the GIL
+    does not hide CPU, so one core sustains 1000 / (ms per event) events/s."""
+    print("\nCPU per event (own process, median over runs) and what one core sustains:")
+    for name in ("seed-style", "floor", "ecswatch"):
+        runs = [r.cpu_ms_per_event for r in results if r.contender == name]
+        if runs:
+            ms = statistics.median(runs)
+            print(f"  {name:<11} {ms:5.2f} ms/event  ->  ~{1000 / ms:5.0f} events/s per core")
 
 
 def plot(results: list[Result], path: Path) -> bool:

@@ -10,6 +10,10 @@ fields (`Item`) and `ResponseMetadata`, or botocore's own connection exceptions.
 classification and dead-lettering upstream cannot tell the two apart (tests/test_wire.py
 sends both to the emulator and compares). A client without these parts (a stub) gets None
 from `JsonOperation.of` and the caller keeps using botocore.
+
+What it does not do, because ecswatch's three calls never need it: blobs stay base64 text (no
+`B` attributes in our items, no binary message attributes requested), and there are no
+botocore event hooks (a botocore Stubber on the client would not see these calls).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The worker pool: fetchers long-poll into a small prefetch buffer, workers write, a deleter
 batches the deletes; a visibility heartbeat; an ordered shutdown.
 
-    fetchers --(≤ 3 × count + a batch per fetcher, unstarted)--> workers --> Deleter (tens)
+    fetchers --(a few per worker, prefetched)--> workers --> Deleter (batches of ten)
 
 Workers only ever do the write, so `count` writes are in flight whenever there is work, while
 receives and deletes overlap with them on threads of their own, one of each per three workers
@@ -38,6 +38,11 @@ MAX_ERROR_BACKOFF_SECONDS = 30.0
 POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
 
 
+def helper_threads(count: int) -> int:
+    """Fetchers, and deleters, for `count` workers: one of each per three workers."""
+    return math.ceil(count / 3)
+
+
 def error_backoff(failures: int, rng: Callable[[], float] = random.random) -> float:
     """Full-jitter exponential backoff for a failing loop: never spin, never stall long."""
     return rng() * min(MAX_ERROR_BACKOFF_SECONDS, 0.5 * 2.0 ** min(failures, 10))
@@ -62,10 +67,11 @@ class WorkerPool:
         self._wait = wait_time_seconds
         self._max = max_messages
         self._visibility = visibility_timeout
-        # Every fetcher may have a whole batch in flight while each worker still has three
-        # messages waiting, so receives return before the workers run dry.
-        helpers = math.ceil(count / 3)
-        self._capacity = 3 * count + helpers * max_messages
+        # Every fetcher may have a whole batch in flight while the workers still have three
+        # messages each (and at least a batch) waiting, so receives return before they run dry:
+        # a ReceiveMessage of ten takes a few PutItem round trips.
+        helpers = helper_threads(count)
+        self._capacity = max(3 * count, max_messages) + helpers * max_messages
         self._reserved = 0  # room promised to receives in flight
         self.heartbeat = Heartbeat(queue, visibility_timeout)
         self.deleter = Deleter(queue, self.heartbeat, metrics, threads=helpers)

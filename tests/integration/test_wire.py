@@ -203,6 +203,11 @@ def test_connection_refused_is_botocores_connection_error() -> None:
     assert is_transient(raised.value)
 
 
+def test_real_clients_get_the_lean_call(stack: Stack) -> None:
+    for client, name in ((stack.dynamodb, "PutItem"), (stack.sqs, "ReceiveMessage")):
+        assert isinstance(wire.operation(client, name), wire.JsonOperation)
+
+
 def test_clients_without_botocore_internals_keep_their_own_method() -> None:
     class StubClient:
         def put_item(self, **params: Any) -> dict[str, Any]:
