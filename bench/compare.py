@@ -423,9 +423,10 @@ def plot(results: list[Result], path: Path) -> bool:
                 (r.workers, r.rate) for r in results if r.delay_ms == delay and r.contender == name
             )
             ax.plot(*zip(*points, strict=True), style, label=f"{name}, {delay:g} ms delay")
-        seed = next(r for r in results if r.delay_ms == delay and r.contender == "seed-style")
-        ax.axhline(seed.rate, linestyle=":", color="grey")
-        ax.annotate(f"seed-style {delay:g} ms", (1, seed.rate), fontsize=8)
+        for name, style in (("seed-style", ":"), ("SQS ceiling", "-.")):
+            line = next(r for r in results if r.delay_ms == delay and r.contender == name)
+            ax.axhline(line.rate, linestyle=style, color="grey")
+            ax.annotate(f"{name} {delay:g} ms", (1, line.rate), fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("worker threads (floor: PutItem threads)")
     ax.set_ylabel("events / s")
@@ -461,7 +462,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps([r.row() for r in results], indent=2))
     if plot(
-        [r for r in results if r.contender in ("ecswatch", "floor", "seed-style")],
+        [r for r in results if r.contender in ("ecswatch", "floor", "seed-style", "SQS ceiling")],
         out / "scaling.png",
     ):
         print(f"plot: {out / 'scaling.png'}")

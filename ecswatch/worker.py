@@ -135,27 +135,30 @@ class WorkerPool:
     def _fetch(self) -> None:
         failures = 0
         while not self.stopping.is_set():
-            room = self._wait_for_room()
-            if not room:
-                continue
             try:
-                messages = self._queue.receive(
-                    max_messages=room,
-                    wait_seconds=self._wait,
-                    visibility_timeout=self._visibility,
-                )
+                self._fetch_once()
+                failures = 0
             except Exception as exc:
-                self._received(room, [])
+                # A fetcher never dies either: an outage means backing off, not spinning.
                 failures += 1
                 _log_failure("receive", exc, failures)
                 self.stopping.wait(error_backoff(failures))
-                continue
+
+    def _fetch_once(self) -> None:
+        room = self._wait_for_room()
+        if not room:
+            return
+        messages: list[Message] = []
+        try:
+            messages = self._queue.receive(
+                max_messages=room, wait_seconds=self._wait, visibility_timeout=self._visibility
+            )
+        finally:
             self._received(room, messages)
-            failures = 0
-            self._last_receive = time.monotonic()
-            self._metrics.last_receive.set_to_current_time()
-            if messages and self.stopping.is_set():  # received during the stop: give them back
-                self._release(self._take_unstarted())
+        self._last_receive = time.monotonic()
+        self._metrics.last_receive.set_to_current_time()
+        if messages and self.stopping.is_set():  # received during the stop: give them back
+            self._release(self._take_unstarted())
 
     def _wait_for_room(self) -> int:
         """How many messages to ask for: a full batch, once the buffer has room for one."""

@@ -206,3 +206,93 @@ def test_only_throttling_5xx_and_connection_errors_are_transient(
     error: BaseException, transient: bool
 ) -> None:
     assert is_transient(error) is transient
+
+
+class EndlessQueue(FakeQueue):
+    """Always has a full batch; records how many messages each receive asked for."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.asked: list[int] = []
+        self.handed = 0
+
+    def receive(self, **kwargs: Any) -> list[Message]:
+        self.asked.append(kwargs["max_messages"])
+        batch = [
+            Message(f"m{self.handed + i}", f"rh{self.handed + i}", "{}")
+            for i in range(kwargs["max_messages"])
+        ]
+        self.handed += len(batch)
+        return batch
+
+
+class Blocking:
+    """A processor whose writes hang until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = 0
+
+    def handle(self, message: Message) -> bool:
+        self.started += 1
+        self.release.wait(10)
+        return True
+
+
+def test_prefetch_asks_for_whole_batches_and_stays_bounded_while_workers_are_stuck() -> None:
+    queue, processor = EndlessQueue(), Blocking()
+    pool = WorkerPool(
+        queue,  # type: ignore[arg-type]
+        processor,  # type: ignore[arg-type]
+        Metrics(CollectorRegistry()),
+        count=2,
+        wait_time_seconds=0,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+    pool.start()
+    time.sleep(1.0)  # the fetcher had every chance to overfill the buffer
+    assert processor.started == 2  # one message in hand per worker
+    # prefetched: at most max(3 per worker, a batch) plus a batch per fetcher; plus those in hand
+    assert queue.handed <= max(3 * 2, 10) + 10 + 2
+    assert set(queue.asked) == {10}
+    processor.release.set()
+    pool.stopping.set()
+    assert pool.shutdown(timeout=5)
+    deleted, released = set(queue.deleted), {m for m, seconds in queue.visibility if seconds == 0}
+    assert not deleted & released
+    assert len(deleted) + len(released) == queue.handed  # every message settled, one way
+
+
+class FailingOnce(FakeQueue):
+    """The first receive raises (a bug, not an AWS error); then a batch arrives."""
+
+    def receive(self, **kwargs: Any) -> list[Message]:
+        if not hasattr(self, "failed"):
+            self.failed = True
+            raise RuntimeError("a bug in receive")
+        return super().receive(**kwargs)
+
+
+def test_a_fetcher_survives_an_unexpected_error_and_keeps_receiving() -> None:
+    queue = FailingOnce([messages(3)])
+    processor = StopAfter([], 99)
+    pool = WorkerPool(
+        queue,  # type: ignore[arg-type]
+        processor,  # type: ignore[arg-type]
+        Metrics(CollectorRegistry()),
+        count=1,
+        wait_time_seconds=0,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+    pool.start()
+    deadline = time.monotonic() + 10
+    while processor.handled < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processor.handled == 3
+    assert pool.all_alive()
+    assert pool.shutdown(timeout=5)
+    assert queue.deleted == ["m0", "m1", "m2"]
