@@ -54,6 +54,8 @@ class Result:
     seconds: float
     cpu_seconds: float
     peak_rss_mib: float
+    #: mean PutItem round trip as the contender saw it: tells a slower emulator from a slower client
+    put_ms: float | None = None
     lags: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -250,8 +252,9 @@ class Bench:
         rss = reap(proc)
         m = json.loads(out)
         return Result(
-            "floor", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss
-        )
+            "floor", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss,
+            m["put_ms"],
+        )  # fmt: skip
 
     def ecswatch(self, bodies: list[str], workers: int, rate: float = 0) -> Result:
         config = self.fresh()
@@ -283,12 +286,25 @@ class Bench:
         done.wait()
         seconds = time.monotonic() - feeder.started_at
         cpu = cpu_seconds(proc.pid) - cpu_before
+        put_ms = mean_write_ms(port)  # one scrape, after the measured window
         proc.send_signal(signal.SIGTERM)
         rss = reap(proc)
         name = "ecswatch" if not rate else f"ecswatch@{rate:.0f}/s"
-        result = Result(name, self.delay_ms, workers, len(bodies), seconds, cpu, rss)
+        result = Result(name, self.delay_ms, workers, len(bodies), seconds, cpu, rss, put_ms)
         result.lags = self.lags(config.dynamodb.task_table)
         return result
+
+
+def mean_write_ms(port: int) -> float | None:
+    """ecswatch's own mean PutItem duration, from its ecswatch_write_seconds histogram."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for line in text.splitlines():
+        for suffix in totals:
+            if line.startswith(f"ecswatch_write_seconds{suffix}{{"):
+                totals[suffix] += float(line.rsplit(" ", 1)[1])
+    return 1000 * totals["_sum"] / totals["_count"] if totals["_count"] else None
 
 
 class Processed(threading.Thread):
@@ -378,11 +394,11 @@ def fmt(value: float | None, spec: str) -> str:
 
 def report(results: list[Result]) -> None:
     print(f"\n{'delay':>6} {'contender':<18} {'workers':>7} {'events/s':>9} {'p50 lag':>8} "
-          f"{'p99 lag':>8} {'CPU ms/ev':>9} {'RSS MiB':>8}")  # fmt: skip
+          f"{'p99 lag':>8} {'CPU ms/ev':>9} {'RSS MiB':>8} {'put RT ms':>9}")  # fmt: skip
     for r in results:
         print(f"{r.delay_ms:>4g}ms {r.contender:<18} {r.workers:>7} {r.rate:>9.1f} "
               f"{fmt(r.lag(50), '8.3f')} {fmt(r.lag(99), '8.3f')} {r.cpu_ms_per_event:>9.2f} "
-              f"{r.peak_rss_mib:>8.1f}")  # fmt: skip
+              f"{r.peak_rss_mib:>8.1f} {fmt(r.put_ms, '9.1f')}")  # fmt: skip
     for delay in sorted({r.delay_ms for r in results}):
         at = [r for r in results if r.delay_ms == delay]
         seed = next(r for r in at if r.contender == "seed-style")

@@ -10,13 +10,15 @@ floor: bare concurrent PutItem calls (boto3 defaults) of the same realistic item
        up front, no SQS: the most a consumer could write against this endpoint at this
        concurrency.
 sqs:   receive ten / delete ten in N threads, no writes: the emulator's SQS ceiling.
-Each prints one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop.
+Each prints one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop
+(the floor adds "put_ms", its mean PutItem round trip).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import threading
 import time
@@ -80,9 +82,13 @@ def floor(args: argparse.Namespace) -> int:
     serialized = [{k: _serialize(v) for k, v in d.items()} for d in details]
     items = [serialized[t * per_thread : (t + 1) * per_thread] for t in range(args.threads)]
 
+    round_trips: list[float] = []
+
     def write(batch: list[dict[str, Any]]) -> None:
         for item in batch:
+            started = time.perf_counter()
             dynamodb.put_item(TableName=args.table, Item=item)
+            round_trips.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=write, args=(batch,)) for batch in items]
     started, cpu = time.monotonic(), time.process_time()
@@ -90,7 +96,7 @@ def floor(args: argparse.Namespace) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    report(per_thread * args.threads, started, cpu)
+    report(per_thread * args.threads, started, cpu, put_ms=1000 * statistics.fmean(round_trips))
     return 0
 
 
@@ -129,7 +135,7 @@ def sqs_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(events: int, started: float, cpu: float) -> None:
+def report(events: int, started: float, cpu: float, **extra: float) -> None:
     """The measured loop only: start-up (imports, clients) is not the contender's per-event cost."""
     print(
         json.dumps(
@@ -137,6 +143,7 @@ def report(events: int, started: float, cpu: float) -> None:
                 "events": events,
                 "seconds": time.monotonic() - started,
                 "cpu_seconds": time.process_time() - cpu,
+                **extra,
             }
         )
     )

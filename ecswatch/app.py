@@ -21,7 +21,7 @@ from ecswatch.queue import Queue
 from ecswatch.retry import QUEUE_OP, WRITE, Retrier
 from ecswatch.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.store import Store
-from ecswatch.worker import WorkerPool, helper_threads
+from ecswatch.worker import WorkerPool, deleter_threads, fetcher_threads
 
 log = structlog.get_logger("ecswatch.app")
 
@@ -80,8 +80,9 @@ class Daemon:
         cfg = self.config
         abort = threading.Event()
         # Every thread that may call AWS at once keeps its own connection: workers (writes and
-        # dead-letters), fetchers and deleters (one each per three workers), heartbeat, collector.
-        pool_size = cfg.workers.count + 2 * helper_threads(cfg.workers.count) + 4
+        # dead-letters), fetchers, deleters, the heartbeat and the service-state collector.
+        count = cfg.workers.count
+        pool_size = count + fetcher_threads(count) + deleter_threads(count) + 4
         sqs = make_client(
             "sqs",
             cfg.aws,

@@ -4,8 +4,8 @@ batches the deletes; a visibility heartbeat; an ordered shutdown.
     fetchers --(a few per worker, prefetched)--> workers --> Deleter (batches of ten)
 
 Workers only ever do the write, so `count` writes are in flight whenever there is work, while
-receives and deletes overlap with them on threads of their own, one of each per three workers
-(a ReceiveMessage of ten takes two to three times a PutItem's round trip).
+receives and deletes overlap with them on threads of their own: one of each per three workers,
+and at least two fetchers (a ReceiveMessage of ten takes a few PutItem round trips).
 
 Why this is safe under every interleaving: a message is deleted only after its fate is
 durable (see processor.py), so a crash, a SIGKILL or an expired visibility can only cause a
@@ -38,8 +38,14 @@ MAX_ERROR_BACKOFF_SECONDS = 30.0
 POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
 
 
-def helper_threads(count: int) -> int:
-    """Fetchers, and deleters, for `count` workers: one of each per three workers."""
+def fetcher_threads(count: int) -> int:
+    """Receives in flight for `count` workers: one per three workers, and never fewer than two,
+    since a ReceiveMessage of ten takes several PutItem round trips (long-poll set-up, payload)."""
+    return max(2, math.ceil(count / 3))
+
+
+def deleter_threads(count: int) -> int:
+    """DeleteMessageBatch calls in flight for `count` workers: one per three workers."""
     return math.ceil(count / 3)
 
 
@@ -70,11 +76,11 @@ class WorkerPool:
         # Every fetcher may have a whole batch in flight while the workers still have three
         # messages each (and at least a batch) waiting, so receives return before they run dry:
         # a ReceiveMessage of ten takes a few PutItem round trips.
-        helpers = helper_threads(count)
-        self._capacity = max(3 * count, max_messages) + helpers * max_messages
+        fetchers = fetcher_threads(count)
+        self._capacity = max(3 * count, max_messages) + fetchers * max_messages
         self._reserved = 0  # room promised to receives in flight
         self.heartbeat = Heartbeat(queue, visibility_timeout)
-        self.deleter = Deleter(queue, self.heartbeat, metrics, threads=helpers)
+        self.deleter = Deleter(queue, self.heartbeat, metrics, threads=deleter_threads(count))
         self.stopping = threading.Event()  # stop receiving and starting messages
         self.abort = abort  # past the drain deadline: retries give up at once
         self._last_receive: float | None = None
@@ -84,7 +90,7 @@ class WorkerPool:
         self._has_room = threading.Condition(lock)
         self._fetchers = [
             threading.Thread(target=self._fetch, name=f"ecswatch-fetcher-{i}", daemon=True)
-            for i in range(helpers)
+            for i in range(fetchers)
         ]
         self._workers = [
             threading.Thread(target=self._work, name=f"ecswatch-worker-{i}", daemon=True)
