@@ -16,7 +16,12 @@ from ecswatch.inflight import Deleter, Heartbeat
 from ecswatch.metrics import Metrics
 from ecswatch.queue import Message
 from ecswatch.retry import is_transient
-from ecswatch.worker import MAX_ERROR_BACKOFF_SECONDS, WorkerPool, error_backoff
+from ecswatch.worker import (
+    MAX_ERROR_BACKOFF_SECONDS,
+    WorkerPool,
+    error_backoff,
+    fetcher_threads,
+)
 
 
 class FakeQueue:
@@ -255,7 +260,7 @@ def test_prefetch_asks_for_whole_batches_and_stays_bounded_while_workers_are_stu
     time.sleep(1.0)  # the fetcher had every chance to overfill the buffer
     assert processor.started == 2  # one message in hand per worker
     # prefetched: at most max(3 per worker, a batch) plus a batch per fetcher; plus those in hand
-    assert queue.handed <= max(3 * 2, 10) + 10 + 2
+    assert queue.handed <= max(3 * 2, 10) + 10 * fetcher_threads(2) + 2
     assert set(queue.asked) == {10}
     processor.release.set()
     pool.stopping.set()
