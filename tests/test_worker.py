@@ -91,6 +91,22 @@ def test_error_backoff_grows_with_jitter_and_is_capped() -> None:
     assert error_backoff(50, rng=lambda: 0.0) == 0.0
 
 
+def pool_for(
+    queue: FakeQueue, processor: Any, *, count: int, metrics: Metrics | None = None
+) -> WorkerPool:
+    """A pool on fake SQS: no long poll, ten per receive, 60 s visibility."""
+    return WorkerPool(
+        queue,  # type: ignore[arg-type]
+        processor,
+        metrics or Metrics(CollectorRegistry()),
+        count=count,
+        wait_time_seconds=0,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+
+
 class StopAfter:
     """A processor that asks the pool to stop after handling `n` messages."""
 
@@ -109,16 +125,7 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -
     ref: list[WorkerPool] = []
     processor = StopAfter(ref, 2)
     metrics = Metrics(CollectorRegistry())
-    pool = WorkerPool(
-        queue,  # type: ignore[arg-type]
-        processor,  # type: ignore[arg-type]
-        metrics,
-        count=1,
-        wait_time_seconds=0,
-        max_messages=10,
-        visibility_timeout=60,
-        abort=threading.Event(),
-    )
+    pool = pool_for(queue, processor, count=1, metrics=metrics)
     ref.append(pool)
     pool.start()
     deadline = time.monotonic() + 10
@@ -246,16 +253,7 @@ class Blocking:
 
 def test_prefetch_asks_for_whole_batches_and_stays_bounded_while_workers_are_stuck() -> None:
     queue, processor = EndlessQueue(), Blocking()
-    pool = WorkerPool(
-        queue,  # type: ignore[arg-type]
-        processor,  # type: ignore[arg-type]
-        Metrics(CollectorRegistry()),
-        count=2,
-        wait_time_seconds=0,
-        max_messages=10,
-        visibility_timeout=60,
-        abort=threading.Event(),
-    )
+    pool = pool_for(queue, processor, count=2)
     pool.start()
     time.sleep(1.0)  # the fetcher had every chance to overfill the buffer
     assert processor.started == 2  # one message in hand per worker
@@ -283,16 +281,7 @@ class FailingOnce(FakeQueue):
 def test_a_fetcher_survives_an_unexpected_error_and_keeps_receiving() -> None:
     queue = FailingOnce([messages(3)])
     processor = StopAfter([], 99)
-    pool = WorkerPool(
-        queue,  # type: ignore[arg-type]
-        processor,  # type: ignore[arg-type]
-        Metrics(CollectorRegistry()),
-        count=1,
-        wait_time_seconds=0,
-        max_messages=10,
-        visibility_timeout=60,
-        abort=threading.Event(),
-    )
+    pool = pool_for(queue, processor, count=1)
     pool.start()
     deadline = time.monotonic() + 10
     while processor.handled < 3 and time.monotonic() < deadline:
