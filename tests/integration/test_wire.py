@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -45,7 +46,6 @@ def test_signature_is_botocores_byte_for_byte(
     ours = wire.SigV4("eu-west-1", "dynamodb").authorization(
         access_key="AKIDEXAMPLE",
         secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        token=token,
         amz_date=headers["x-amz-date"],
         headers=headers,
         path="/",
@@ -225,3 +225,78 @@ def test_no_credentials_means_the_client_method(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     client = boto3.session.Session().client("dynamodb", region_name=REGION)
     assert wire.JsonOperation.of(client, "PutItem") is None
+
+
+class Capture:
+    """An HTTP session that records the request and refuses it."""
+
+    def __init__(self) -> None:
+        self.request: Any = None
+
+    def send(self, request: Any) -> Any:
+        self.request = request
+        raise RuntimeError("captured")
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params"),
+    [
+        ("dynamodb", "PutItem", put("ECSTaskState", 7)),
+        ("sqs", "ReceiveMessage", {"QueueUrl": "http://127.0.0.1:1/q", "MaxNumberOfMessages": 10}),
+        ("sqs", "DeleteMessageBatch", {"QueueUrl": "http://127.0.0.1:1/q", "Entries": []}),
+    ],
+)
+def test_the_request_on_the_wire_is_botocores(
+    monkeypatch: pytest.MonkeyPatch, service: str, operation: str, params: dict[str, Any]
+) -> None:
+    """Same headers, same signed headers, same body as botocore sends (SQS, for one, needs
+    botocore's x-amzn-query-mode header to answer with the error codes callers know)."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-session-token")
+    client = boto3.session.Session().client(
+        service, region_name=REGION, endpoint_url="http://127.0.0.1:1"
+    )
+    sent: list[Any] = []
+
+    def refuse(request: Any, **_: Any) -> dict[str, Any]:
+        sent.append(request)
+        raise RuntimeError("captured")
+
+    client.meta.events.register("before-send", refuse)
+    with pytest.raises(RuntimeError):
+        getattr(client, botocore.xform_name(operation))(**params)
+    lean, http = wire.JsonOperation.of(client, operation), Capture()
+    assert lean is not None
+    lean._http = http
+    with pytest.raises(RuntimeError):
+        lean(**params)
+
+    def shape(request: Any) -> tuple[set[str], str, Any, str]:
+        headers = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+        signed = headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+        return set(headers) - BOTOCORE_ONLY, signed, json.loads(request.body), request.url
+
+    assert shape(http.request)[1] == ";".join(
+        sorted(shape(http.request)[0] - {"authorization"} | {"host"})
+    )
+
+    assert shape(http.request) == shape(sent[0])
+
+
+BOTOCORE_ONLY = {"user-agent", "amz-sdk-invocation-id", "amz-sdk-request", "content-length"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dynamodb.us-east-1.amazonaws.com",
+        "https://dynamodb.us-east-1.amazonaws.com:443",
+        "http://localstack:80",
+        "http://127.0.0.1:4566",
+        "https://sqs.eu-west-1.amazonaws.com:8443/",
+        "http://[::1]:4566",
+    ],
+)
+def test_the_signed_host_is_botocores(url: str) -> None:
+    assert wire._host(url) == botocore.auth._host_from_url(url)
