@@ -1,15 +1,17 @@
-"""The hot call, DynamoDB PutItem, sent on the wire without botocore's generic pipeline.
+"""The hot calls -- DynamoDB PutItem, SQS ReceiveMessage and DeleteMessageBatch -- sent on the
+wire without botocore's generic pipeline.
 
 botocore spends ~1 ms of CPU per PutItem outside the socket (event hooks, a shape-driven
 serializer and parser, the user-agent string, an email-module header parse, a generic signer):
 more than everything else ecswatch does per event. This module sends the very same request --
-DynamoDB's JSON protocol, SigV4-signed with the client's own credentials, through the client's
-own HTTP session (its pool, timeouts, proxies and CA bundle) -- and answers exactly as
-`client.put_item` would: the parsed body, or a `ClientError` with the same `Error`, modeled
-fields (`Item`) and `ResponseMetadata`, or botocore's own connection exceptions. So retries,
-classification and dead-lettering upstream cannot tell the two apart (tests/test_wire.py
-sends both to the emulator and compares). A client without these parts (a stub) gets None
-from `JsonOperation.of` and the caller keeps using botocore.
+the JSON protocol both services speak, the same headers (SQS's x-amzn-query-mode included),
+SigV4-signed with the client's own credentials, through the client's own HTTP session (its
+pool, timeouts, proxies and CA bundle) -- and answers exactly as the client method would: the
+parsed body, or the same modeled exception with the same `Error`, modeled fields (`Item`) and
+`ResponseMetadata`, or botocore's own connection exceptions. So retries, classification and
+dead-lettering upstream cannot tell the two apart (tests/integration/test_wire.py compares
+the requests, and the answers of the emulator to both). A client without these parts (a stub)
+gets None from `JsonOperation.of` and the caller keeps using botocore.
 
 What it does not do, because ecswatch's three calls never need it: blobs stay base64 text (no
 `B` attributes in our items, no binary message attributes requested), and there are no
@@ -101,7 +103,7 @@ class SigV4:
 
 
 class JsonOperation:
-    """One operation of a JSON-protocol service (DynamoDB), callable like the client method."""
+    """One operation of a JSON-protocol service, callable like the client method."""
 
     def __init__(
         self,
