@@ -22,6 +22,7 @@ from ecswatch.bootstrap import bootstrap
 from ecswatch.config import Config, load_config, override
 from ecswatch.logging import configure_logging
 from ecswatch.publish import put_events, send_messages
+from ecswatch.queue import REASON_ATTRIBUTE
 from ecswatch.report import build_report, scan
 from ecswatch.simulate import MALFORMED_BODY, Stream, generate
 
@@ -291,9 +292,7 @@ def _dead_letters(sqs: Any, url: str) -> list[dict[str, str]]:
         if not messages:
             return found
         for m in messages:
-            reason = (
-                m.get("MessageAttributes", {}).get("ecswatch-reason", {}).get("StringValue", "")
-            )
+            reason = m.get("MessageAttributes", {}).get(REASON_ATTRIBUTE, {}).get("StringValue", "")
             found.append({"reason": reason, "body": m["Body"]})
 
 

@@ -169,12 +169,16 @@ class WorkerPool:
     def _wait_for_room(self) -> int:
         """How many messages to ask for: a full batch, once the buffer has room for one."""
         with self._has_room:
-            if self._capacity - len(self._unstarted) - self._reserved < self._max:
+            if self._room() < self._max:
                 self._has_room.wait(POLL_SECONDS)
-            if self._capacity - len(self._unstarted) - self._reserved < self._max:
+            if self._room() < self._max:
                 return 0
             self._reserved += self._max
             return self._max
+
+    def _room(self) -> int:
+        """Free places in the buffer, not counting those promised to receives in flight."""
+        return self._capacity - len(self._unstarted) - self._reserved
 
     def _received(self, room: int, messages: list[Message]) -> None:
         """A receive returned: its room is no longer reserved, its messages wait for workers."""

@@ -140,29 +140,19 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -
     assert pool.heartbeat.due() == []
 
 
-class Ticks:
-    """A manual clock for the deleter's linger."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def deleter(queue: FakeQueue, clock: Ticks) -> Deleter:
+def deleter(queue: FakeQueue, clock: Clock) -> Deleter:
     heartbeat = Heartbeat(queue, 60)  # type: ignore[arg-type]
     return Deleter(
         queue,  # type: ignore[arg-type]
         heartbeat,
         Metrics(CollectorRegistry()),
-        linger=0.05,
+        linger=0.25,  # a binary fraction: 100.0 + 0.25 is exact
         clock=clock,
     )
 
 
 def test_deleter_sends_full_batches_of_ten_at_once() -> None:
-    clock = Ticks()
+    clock = Clock()
     batcher = deleter(FakeQueue([]), clock)
     for message in messages(23):
         batcher.add(message)
@@ -172,16 +162,16 @@ def test_deleter_sends_full_batches_of_ten_at_once() -> None:
 
 
 def test_deleter_sends_a_short_batch_once_its_oldest_has_lingered() -> None:
-    clock = Ticks()
+    clock = Clock()
     batcher = deleter(FakeQueue([]), clock)
     for message in messages(3):
         batcher.add(message)
-    clock.now = 0.05
+    clock.now += 0.25
     assert [m.message_id for m in batcher.next_batch() or []] == ["m0", "m1", "m2"]
 
 
 def test_closing_deleter_flushes_everything_then_stops() -> None:
-    queue, clock = FakeQueue([]), Ticks()
+    queue, clock = FakeQueue([]), Clock()
     batcher = deleter(queue, clock)
     batcher.start()
     for message in messages(13):
