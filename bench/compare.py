@@ -35,11 +35,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecswatch.aws import make_client
-from ecswatch.bootstrap import bootstrap
+from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config, override
-from ecswatch.publish import send_messages
-from ecswatch.simulate import generate
+from ecswatch.daemon.aws import make_client
+from ecswatch.dev.publish import send_messages
+from ecswatch.dev.simulate import generate
 
 PY = sys.executable
 RESULTS = ROOT / "bench" / "results"

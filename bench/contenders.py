@@ -30,7 +30,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from ecswatch.simulate import generate
+from ecswatch.dev.simulate import generate
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize

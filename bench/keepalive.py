@@ -2,10 +2,10 @@
 
     python bench/keepalive.py --port 5000 --delay-ms 20
 
-werkzeug's server (ecswatch.emulator, used by the tests and the demo) closes every connection,
+werkzeug's server (ecswatch.dev.emulator, used by the tests and the demo) closes every connection,
 so every request would also pay a TCP handshake that real AWS clients do not pay: they keep
 connections alive. gunicorn's threaded worker keeps them alive. One worker process only: moto's
-state lives in the process. Falls back to ecswatch.emulator when gunicorn is not installed.
+state lives in the process. Falls back to ecswatch.dev.emulator when gunicorn is not installed.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ecswatch.emulator import FaultInjector
-from ecswatch.emulator import main as werkzeug_main
+from ecswatch.dev.emulator import FaultInjector
+from ecswatch.dev.emulator import main as werkzeug_main
 
 
 def serve(port: int, delay_ms: float, threads: int) -> None:

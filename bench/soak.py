@@ -23,12 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecswatch.aws import bootstrap_clients
-from ecswatch.bootstrap import bootstrap
+from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config
-from ecswatch.emulator import Emulator
-from ecswatch.publish import send_messages
-from ecswatch.simulate import generate
+from ecswatch.daemon.aws import bootstrap_clients
+from ecswatch.dev.emulator import Emulator
+from ecswatch.dev.publish import send_messages
+from ecswatch.dev.simulate import generate
 
 BACKLOG = 60  # messages published but not yet processed: moto SQS slows with depth
 

@@ -126,7 +126,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ecswatch.app import Daemon  # noqa: PLC0415 (boto3 wiring only for the daemon)
+    from ecswatch.daemon.app import Daemon  # noqa: PLC0415 (boto3 wiring only for the daemon)
 
     config = _load(args)
     configure_logging(config.log.level, config.log.format)
@@ -140,8 +140,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
-    from ecswatch.aws import bootstrap_clients  # noqa: PLC0415
-    from ecswatch.bootstrap import BootstrapError, bootstrap  # noqa: PLC0415
+    from ecswatch.commands.bootstrap import BootstrapError, bootstrap  # noqa: PLC0415
+    from ecswatch.daemon.aws import bootstrap_clients  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     clients = bootstrap_clients(config.aws)
@@ -164,8 +164,8 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from ecswatch.demo import run_demo  # noqa: PLC0415
-        from ecswatch.emulator import Emulator  # noqa: PLC0415, F401 (needs moto)
+        from ecswatch.dev.demo import run_demo  # noqa: PLC0415
+        from ecswatch.dev.emulator import Emulator  # noqa: PLC0415, F401 (needs moto)
     except ImportError as exc:
         print(
             f"ecswatch: demo needs the embedded emulator ({exc.name} is missing): "
@@ -189,8 +189,8 @@ def _simulate(args: argparse.Namespace) -> int:
     import signal  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
-    from ecswatch.aws import make_client  # noqa: PLC0415
-    from ecswatch.publish import put_events, send_messages, simulate  # noqa: PLC0415
+    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
+    from ecswatch.dev.publish import put_events, send_messages, simulate  # noqa: PLC0415
 
     config = _load(args, require_queue=args.via == "sqs")
     if args.rate <= 0:
@@ -230,8 +230,8 @@ def _simulate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from ecswatch.aws import make_client  # noqa: PLC0415
-    from ecswatch.report import build_report, render  # noqa: PLC0415
+    from ecswatch.commands.report import build_report, render  # noqa: PLC0415
+    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     dynamodb = make_client("dynamodb", config.aws)
@@ -247,11 +247,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from ecswatch.aws import make_client  # noqa: PLC0415
-    from ecswatch.events import Resource  # noqa: PLC0415
-    from ecswatch.reconcile import apply_fixes, plan  # noqa: PLC0415
-    from ecswatch.retry import WRITE, Retrier  # noqa: PLC0415
-    from ecswatch.store import Store  # noqa: PLC0415
+    from ecswatch.commands.reconcile import apply_fixes, plan  # noqa: PLC0415
+    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
+    from ecswatch.daemon.retry import WRITE, Retrier  # noqa: PLC0415
+    from ecswatch.daemon.store import Store  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     ecs, dynamodb = make_client("ecs", config.aws), make_client("dynamodb", config.aws)
@@ -263,11 +262,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         if not args.apply:
             print(f"{len(fixes)} fix(es) planned; dry run: nothing written (--apply writes them)")
             return EXIT_OK
-        tables = {
-            Resource.TASK: config.dynamodb.task_table,
-            Resource.CONTAINER_INSTANCE: config.dynamodb.container_instance_table,
-        }
-        store = Store(dynamodb, tables, Retrier(WRITE, abort=threading.Event()))
+        store = Store(
+            dynamodb, config.dynamodb.state_tables(), Retrier(WRITE, abort=threading.Event())
+        )
         results = apply_fixes(store, fixes, config, now)
     except ClientError as exc:
         return _aws_failure("reconcile", exc)

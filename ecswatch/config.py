@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecswatch.domain.events import Resource
+
 ENV_PREFIX = "ECSWATCH_"
 CONFIG_ENV = "ECSWATCH_CONFIG"
 
@@ -59,6 +61,13 @@ class DynamoDbConfig:
     )
     stopped_task_ttl_days: int = _opt(7, _between(0, 36500), "expiresAt on STOPPED tasks; 0: off")
     service_table: str = _opt("ECSServiceState", _nonempty, "table keyed by serviceArn")
+
+    def state_tables(self) -> dict[Resource, str]:
+        """The one mapping from a resource kind to its versioned table."""
+        return {
+            Resource.TASK: self.task_table,
+            Resource.CONTAINER_INSTANCE: self.container_instance_table,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from prometheus_client import CollectorRegistry
 
-from ecswatch.app import Daemon
-from ecswatch.bootstrap import BootstrapResult, bootstrap
+from ecswatch.commands.bootstrap import BootstrapResult, bootstrap
 from ecswatch.config import Config, load_config, override
-from ecswatch.emulator import Emulator
+from ecswatch.daemon.app import Daemon
+from ecswatch.dev.emulator import Emulator
 from ecswatch.logging import configure_logging
 
 REGION = "us-east-1"

@@ -177,7 +177,7 @@ def test_every_alert_rule_has_a_unit_test() -> None:
 
 def test_grafana_dashboard_queries_only_metrics_ecswatch_exports() -> None:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/ecswatch.json").read_text())
-    sources = "".join(path.read_text() for path in (ROOT / "ecswatch").glob("*.py"))
+    sources = "".join(path.read_text() for path in (ROOT / "ecswatch").rglob("*.py"))
     exported = set(re.findall(r'"(ecswatch_\w+)"', sources))
     used = {
         name

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from ecswatch.bootstrap import POLICY_SID, BootstrapError, bootstrap
 from ecswatch.cli import main
+from ecswatch.commands.bootstrap import POLICY_SID, BootstrapError, bootstrap
 from ecswatch.config import Config, load_config
-from ecswatch.emulator import Emulator
+from ecswatch.dev.emulator import Emulator
 from tests.conftest import REGION, make_clients
 
 

@@ -16,12 +16,12 @@ from collections.abc import Callable
 
 import pytest
 
-from ecswatch.bootstrap import bootstrap
+from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config
-from ecswatch.emulator import Emulator
-from ecswatch.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
-from ecswatch.queue import REASON_ATTRIBUTE
-from ecswatch.simulate import generate
+from ecswatch.daemon.queue import REASON_ATTRIBUTE
+from ecswatch.dev.emulator import Emulator
+from ecswatch.dev.simulate import generate
+from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
 from tests.conftest import Running, Stack, http_get, make_clients, wait_for
 from tests.integration.daemon_process import DaemonProcess
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
-from ecswatch.metrics import OPERATIONS
+from ecswatch.daemon.metrics import OPERATIONS
 from tests.conftest import Running, Stack, wait_for
 from tests.test_deploy import ROOT, run, tool
 

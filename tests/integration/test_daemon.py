@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog.testing
 
+from ecswatch.daemon.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
+from ecswatch.dev.simulate import DEFAULT_SERVICES, generate
 from ecswatch.logging import configure_logging
-from ecswatch.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
-from ecswatch.simulate import DEFAULT_SERVICES, generate
 from tests.conftest import Running, Stack, http_get, wait_for
 
 TASK = "ECS Task State Change"

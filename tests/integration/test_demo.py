@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from ecswatch.demo import EVENTS_PER_TASK
-from ecswatch.simulate import generate
+from ecswatch.dev.demo import EVENTS_PER_TASK
+from ecswatch.dev.simulate import generate
 
 EVENTS = 60
 SEED = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ecswatch.simulate import generate
+from ecswatch.dev.simulate import generate
 from tests.conftest import Running, Stack, wait_for
 
 STATE_CHANGES = ("ECS Task State Change", "ECS Container Instance State Change")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
-from ecswatch.simulate import generate
+from ecswatch.dev.simulate import generate
 from tests.conftest import Stack, http_get, wait_for
 from tests.integration.daemon_process import DaemonProcess
 

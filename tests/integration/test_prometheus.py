@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecswatch.simulate import generate
+from ecswatch.dev.simulate import generate
 from tests.conftest import Running, Stack, http_get, wait_for
 from tests.test_deploy import ROOT, tool
 

@@ -8,16 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
 
-from ecswatch.aws import make_client
-from ecswatch.events import Resource
-from ecswatch.metrics import Metrics
-from ecswatch.processor import Processor
-from ecswatch.queue import Message
-from ecswatch.retry import WRITE, Retrier
-from ecswatch.store import Store
+from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.processor import Processor
+from ecswatch.daemon.queue import Message
+from ecswatch.daemon.retry import WRITE, Retrier
+from ecswatch.daemon.store import Store
+from ecswatch.domain.events import Resource
 from tests.conftest import Stack
 from tests.strategies import Scenario, scenarios
-from tests.test_properties import NoQueue, failed_starts
+from tests.domain.test_properties import NoQueue, failed_starts
 
 
 @settings(

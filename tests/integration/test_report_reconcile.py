@@ -11,9 +11,9 @@ import boto3
 import pytest
 
 from ecswatch.cli import main
-from ecswatch.reconcile import apply_fixes, plan
-from ecswatch.simulate import DEFAULT_SERVICES, generate, service_events
-from ecswatch.store import Outcome
+from ecswatch.commands.reconcile import apply_fixes, plan
+from ecswatch.daemon.store import Outcome
+from ecswatch.dev.simulate import DEFAULT_SERVICES, generate, service_events
 from tests.conftest import Running, Stack, wait_for
 from tests.integration.test_store import Recorder, make_store
 

@@ -15,24 +15,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from ecswatch.aws import make_client
-from ecswatch.events import parse_message
-from ecswatch.metrics import Metrics
-from ecswatch.processor import Processor
-from ecswatch.queue import Message
-from ecswatch.retry import WRITE, Retrier
-from ecswatch.service_state import ServiceStateCollector, ServiceStore
-from ecswatch.services import ServiceEvent
-from ecswatch.simulate import (
+from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.processor import Processor
+from ecswatch.daemon.queue import Message
+from ecswatch.daemon.retry import WRITE, Retrier
+from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.store import Outcome
+from ecswatch.dev.simulate import (
     DEFAULT_SERVICES,
     Service,
     service_arn,
     service_event,
     service_events,
 )
-from ecswatch.store import Outcome
+from ecswatch.domain.events import parse_message
+from ecswatch.domain.services import ServiceEvent
 from tests.conftest import Running, Stack, wait_for
-from tests.test_properties import NoQueue
+from tests.domain.test_properties import NoQueue
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 NAMES = ["SERVICE_STEADY_STATE", "SERVICE_TASK_START_IMPAIRED", "SERVICE_TASK_PLACEMENT_FAILURE"]

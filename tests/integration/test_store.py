@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ecswatch.aws import make_client
-from ecswatch.events import Event, Resource, build_item, parse_message
-from ecswatch.retry import Retrier, RetryPolicy
-from ecswatch.store import Outcome, Store, UnstorableEventError
+from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.dynamo import UnstorableEventError
+from ecswatch.daemon.retry import Retrier, RetryPolicy
+from ecswatch.daemon.store import Outcome, Store
+from ecswatch.domain.events import Event, Resource, build_item, parse_message
 from tests.conftest import Stack
 
 ARN = "arn:aws:ecs:us-east-1:1:task/prod/t1"

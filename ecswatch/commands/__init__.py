@@ -1,0 +1,1 @@
+"""Operator commands that read or fix the tables: bootstrap, report, reconcile."""

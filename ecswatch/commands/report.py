@@ -1,0 +1,122 @@
+"""`ecswatch report`: per service, what failed to start and why, from the tables (Scan, paged)."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ecswatch.config import Config
+from ecswatch.daemon.dynamo import scan
+from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.times import normalize_time
+
+TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
+               "updatedAt", "stopCode", "stoppedReason")  # fmt: skip
+INSTANCE_FIELDS = (
+    "containerInstanceArn",
+    "clusterArn",
+    "status",
+    "agentConnected",
+    "ec2InstanceId",
+)
+SERVICE_FIELDS = ("serviceArn", "clusterName", "serviceName", "taskStartImpaired",
+                  "deploymentState", "impairmentReason")  # fmt: skip
+
+
+@dataclass
+class ServiceReport:
+    cluster: str
+    group: str
+    running: int = 0
+    stopped: int = 0
+    failed_to_start: int = 0
+    stop_codes: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    task_start_impaired: bool | None = None
+    deployment_state: str | None = None
+
+
+@dataclass
+class Report:
+    hours: float
+    generated_at: str
+    services: list[ServiceReport]
+    unhealthy_instances: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reason_of(stopped_reason: str) -> str:
+    """'CannotPullContainerError: pull image manifest ...' -> 'CannotPullContainerError'."""
+    head = stopped_reason.split(":", 1)[0].strip()
+    return head[:80] or "(no reason)"
+
+
+def build_report(dynamodb: Any, config: Config, *, hours: float, now: datetime) -> Report:
+    since = normalize_time((now - timedelta(hours=hours)).isoformat()) or ""
+    services: dict[tuple[str, str], ServiceReport] = {}
+
+    def service(cluster: str, group: str) -> ServiceReport:
+        return services.setdefault((cluster, group), ServiceReport(cluster, group))
+
+    for task in scan(dynamodb, config.dynamodb.task_table, TASK_FIELDS):
+        entry = service(cluster_name(task.get("clusterArn")), str(task.get("group") or ""))
+        status = task.get("lastStatus")
+        if status == "RUNNING":
+            entry.running += 1
+        elif status == "STOPPED":
+            entry.stopped += 1
+            stopped_at = normalize_time(task.get("stoppedAt") or task.get("updatedAt")) or ""
+            if not task.get("startedAt") and stopped_at >= since:
+                entry.failed_to_start += 1
+                code = str(task.get("stopCode") or "(none)")
+                entry.stop_codes[code] = entry.stop_codes.get(code, 0) + 1
+                reason = reason_of(str(task.get("stoppedReason") or ""))
+                entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
+    for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
+        entry = service(
+            str(state.get("clusterName", "")), f"service:{state.get('serviceName', '')}"
+        )
+        entry.task_start_impaired = state.get("taskStartImpaired")
+        entry.deployment_state = state.get("deploymentState")
+    unhealthy = [
+        {
+            "cluster": cluster_name(i.get("clusterArn")),
+            "containerInstanceArn": i["containerInstanceArn"],
+            "ec2InstanceId": i.get("ec2InstanceId"),
+            "status": i.get("status"),
+            "agentConnected": i.get("agentConnected"),
+        }
+        for i in scan(dynamodb, config.dynamodb.container_instance_table, INSTANCE_FIELDS)
+        if i.get("status") != "ACTIVE" or i.get("agentConnected") is False
+    ]
+    ordered = sorted(services.values(), key=lambda s: (-s.failed_to_start, s.cluster, s.group))
+    return Report(hours, now.astimezone(UTC).isoformat(timespec="seconds"), ordered, unhealthy)
+
+
+def render(report: Report) -> str:
+    lines = [
+        f"Services (tasks that never started in the last {report.hours:g} h first):",
+        f"  {'cluster':<12} {'service':<28} {'running':>7} {'stopped':>7} {'failed':>6}  "
+        "impaired  deployment  why",
+    ]
+    for s in report.services:
+        why = ", ".join(f"{r} ×{n}" for r, n in collections.Counter(s.reasons).most_common(3))
+        impaired = {True: "YES", False: "no", None: "-"}[s.task_start_impaired]
+        lines.append(
+            f"  {s.cluster:<12} {s.group.removeprefix('service:'):<28} {s.running:>7} "
+            f"{s.stopped:>7} {s.failed_to_start:>6}  {impaired:<8}  "
+            f"{s.deployment_state or '-':<10}  {why}"
+        )
+    lines.append(
+        f"Container instances not ACTIVE or disconnected: {len(report.unhealthy_instances)}"
+    )
+    for i in report.unhealthy_instances:
+        lines.append(
+            f"  {i['cluster']:<12} {i['ec2InstanceId'] or i['containerInstanceArn']:<24} "
+            f"status={i['status']} agentConnected={i['agentConnected']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The running daemon: receive, process, write, settle, export; everything `ecswatch run` starts."""

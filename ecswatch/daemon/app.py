@@ -1,0 +1,159 @@
+"""Wiring and lifecycle of the daemon: HTTP first, clients once, workers, ordered stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ecswatch import __version__
+from ecswatch.config import Config
+from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.http import HttpServer
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.processor import Processor
+from ecswatch.daemon.queue import Queue
+from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier
+from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.store import Store
+from ecswatch.daemon.worker import WorkerPool, deleter_threads, fetcher_threads
+
+log = structlog.get_logger("ecswatch.daemon.app")
+
+
+class Daemon:
+    """One ecswatch process's consumer; `run` is the CLI's, `start`/`stop` let the demo embed it."""
+
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        tables = config.dynamodb.state_tables()
+        self.metrics = Metrics(
+            registry or CollectorRegistry(),
+            tables=(*tables.values(), config.dynamodb.service_table),
+        )
+        self.stop_requested = threading.Event()
+        self._pool: WorkerPool | None = None
+        self._service_state: ServiceStateCollector | None = None
+        self.http = HttpServer(
+            config.metrics.host,
+            config.metrics.port,
+            self.metrics.registry,
+            healthy=self._healthy,
+            ready=self._ready,
+        )
+        self._tables = tables
+
+    def _healthy(self) -> tuple[bool, str]:
+        pool = self._pool
+        if pool is None:
+            return True, "starting"
+        return (True, "ok") if pool.all_alive() else (False, "a worker thread died")
+
+    def _ready(self) -> tuple[bool, str]:
+        pool = self._pool
+        since = pool.seconds_since_receive() if pool is not None else None
+        window = self.config.readiness_window_seconds
+        if since is None:
+            return False, "no successful receive yet"
+        if since > window:
+            return False, f"last successful receive {since:.0f}s ago (> {window:.0f}s)"
+        return True, "ok"
+
+    def start(self) -> None:
+        # The HTTP server comes first, before any AWS call, so health checks answer at once.
+        self.http.start()
+        log.info(
+            "ecswatch_starting",
+            version=__version__,
+            metrics_port=self.http.port,
+            workers=self.config.workers.count,
+            queue_url=self.config.sqs.queue_url,
+        )
+        cfg = self.config
+        abort = threading.Event()
+        # Every thread that may call AWS at once keeps its own connection: workers (writes and
+        # dead-letters), fetchers, deleters, the heartbeat and the service-state collector.
+        count = cfg.workers.count
+        pool_size = count + fetcher_threads(count) + deleter_threads(count) + 4
+        sqs = make_client(
+            "sqs",
+            cfg.aws,
+            read_timeout=cfg.sqs.wait_time_seconds + 10,  # longer than the long poll, always
+            max_pool_connections=pool_size,
+        )
+        dynamodb = make_client("dynamodb", cfg.aws, max_pool_connections=pool_size)
+        queue = Queue(
+            sqs,
+            cfg.sqs.queue_url,
+            dead_letter_queue_url=cfg.sqs.dead_letter_queue_url,
+            retrier=Retrier(QUEUE_OP, abort=abort, on_retry=self.metrics.count_retry),
+        )
+        write_retrier = Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry)
+        store = Store(
+            dynamodb, self._tables, write_retrier, observe_write=self.metrics.observe_write
+        )
+        services = ServiceStore(
+            dynamodb,
+            cfg.dynamodb.service_table,
+            write_retrier,
+            observe_write=self.metrics.observe_write,
+        )
+        self._service_state = ServiceStateCollector(
+            services, cfg.metrics.service_state_refresh_seconds
+        )
+        self.metrics.registry.register(self._service_state)
+        self._service_state.start()
+        processor = Processor(
+            store,
+            queue,
+            self.metrics,
+            services=services,
+            service_state=self._service_state,
+            redact_environment=cfg.events.redact_environment,
+            stopped_task_ttl_days=cfg.dynamodb.stopped_task_ttl_days,
+        )
+        self._pool = WorkerPool(
+            queue,
+            processor,
+            self.metrics,
+            count=cfg.workers.count,
+            wait_time_seconds=cfg.sqs.wait_time_seconds,
+            max_messages=cfg.sqs.max_messages,
+            visibility_timeout=cfg.sqs.visibility_timeout,
+            abort=abort,
+        )
+        self._pool.start()
+
+    def stop(self) -> bool:
+        """Drain the workers under shutdown_timeout, then the HTTP server; True if all drained."""
+        timeout = self.config.workers.shutdown_timeout
+        log.info("ecswatch_stopping", shutdown_timeout=timeout)
+        # Workers stop before the HTTP server so health checks stay green while we drain.
+        drained = self._pool.shutdown(timeout - 0.5) if self._pool is not None else True
+        if self._service_state is not None:
+            self._service_state.stop()
+        self.http.stop()
+        log.info("ecswatch_stopped", drained=drained)
+        return drained
+
+    def run(self) -> int:
+        """The daemon as `ecswatch run` runs it: until SIGTERM/SIGINT, then exit 0."""
+        self._install_signal_handlers()
+        self.start()
+        self.stop_requested.wait()
+        self.stop()
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.stop_requested.is_set():
+                # A second signal: the operator wants out now. Unfinished messages are redelivered.
+                os._exit(1)
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)

@@ -1,0 +1,119 @@
+"""Every ecswatch_* instrument, registered on an injected CollectorRegistry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ecswatch import __version__
+from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
+
+OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed")
+INVALID_REASONS = (
+    "not_json",
+    "not_envelope",
+    "not_ecs",
+    "missing_arn",
+    "bad_version",
+    "unstorable",
+    "rejected_by_dynamodb",
+    "bad_service_event",
+)
+OPERATIONS = (
+    "PutItem",
+    "UpdateItem",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibilityBatch",
+    "SendMessage",
+)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, *, tables: tuple[str, ...] = ()) -> None:
+        self.registry = registry
+        self.pending_to_stopped = Counter(
+            "ecswatch_tasks_pending_to_stopped",
+            "Tasks that went from PENDING straight to STOPPED (never started); "
+            "repeated ones make ECS throttle the service's launches.",
+            ["cluster", "group", "stop_code"],
+            registry=registry,
+        )
+        self.messages_received = Counter(
+            "ecswatch_messages_received", "SQS messages received.", registry=registry
+        )
+        self.events = Counter(
+            "ecswatch_events",
+            "Events processed, by detail-type and outcome.",
+            ["detail_type", "outcome"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "ecswatch_dead_lettered",
+            "Messages sent to the dead-letter queue, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "ecswatch_retries",
+            "Retries of transient AWS errors, by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.write_seconds = Histogram(
+            "ecswatch_write_seconds",
+            "Duration of one conditional PutItem call.",
+            ["table"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.event_lag = Histogram(
+            "ecswatch_event_lag_seconds",
+            "Now minus the event's time, when it is applied.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "ecswatch_messages_in_flight",
+            "Messages received and not yet deleted or released.",
+            registry=registry,
+        )
+        self.last_receive = Gauge(
+            "ecswatch_last_receive_timestamp_seconds",
+            "Unix time of the last successful ReceiveMessage.",
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "ecswatch_build_info", "ecswatch build information.", ["version"], registry=registry
+        )
+        self.build_info.labels(version=__version__).set(1)
+        # Pre-initialise the known label sets so rate() and absent() work from the first scrape.
+        for detail_type in (*KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE):
+            for outcome in OUTCOMES:
+                self.events.labels(detail_type=detail_type, outcome=outcome)
+        for reason in INVALID_REASONS:
+            self.dead_lettered.labels(reason=reason)
+        for operation in OPERATIONS:
+            self.retries.labels(operation=operation)
+        for table in tables:
+            self.write_seconds.labels(table=table)
+
+        self.service_events = Counter(
+            "ecswatch_service_events",
+            "ECS Service Action events, once per event id, by eventName (ERROR ones included).",
+            ["cluster", "service", "event_name"],
+            registry=registry,
+        )
+        self.deployments = Counter(
+            "ecswatch_deployments",
+            "ECS Deployment State Change events, once per event id, by state.",
+            ["cluster", "service", "state"],
+            registry=registry,
+        )
+
+    def count_retry(self, operation: str) -> None:
+        self.retries.labels(operation=operation).inc()
+
+    def observe_write(self, table: str, seconds: float) -> None:
+        self.write_seconds.labels(table=table).observe(seconds)
+
+    def count_event(self, detail_type: str, outcome: str) -> None:
+        self.events.labels(detail_type=detail_type, outcome=outcome).inc()

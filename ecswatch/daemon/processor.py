@@ -1,0 +1,190 @@
+"""What happens to one message: parse, write, count, log; the answer is delete or keep.
+
+A message is deleted only once its fate is durable: applied, duplicate or stale (the item
+already holds that version or a newer one), ignored, or copied to the DLQ. Anything else is
+kept and SQS redelivers it; a redelivery of an applied event is then a harmless duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from ecswatch.daemon.dynamo import UnstorableEventError
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.queue import Message, Queue
+from ecswatch.daemon.retry import is_aws_error
+from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.store import Outcome, Store
+from ecswatch.domain.events import (
+    DEPLOYMENT_STATE_CHANGE,
+    SERVICE_ACTION,
+    Event,
+    Ignored,
+    Invalid,
+    build_item,
+    event_lag_seconds,
+    failed_start,
+    parse_message,
+)
+from ecswatch.domain.services import Kind, ServiceEvent
+
+log = structlog.get_logger("ecswatch.daemon.processor")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Processor:
+    def __init__(
+        self,
+        store: Store,
+        queue: Queue,
+        metrics: Metrics,
+        *,
+        services: ServiceStore | None = None,
+        service_state: ServiceStateCollector | None = None,
+        redact_environment: bool = True,
+        stopped_task_ttl_days: int = 7,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._metrics = metrics
+        self._services = services
+        self._service_state = service_state
+        self._redact = redact_environment
+        self._ttl_days = stopped_task_ttl_days
+        self._now = now
+
+    def handle(self, message: Message) -> bool:
+        """Process one message; True when it may be deleted."""
+        started = time.perf_counter()
+        parsed = parse_message(message.body, redact=self._redact)
+        if isinstance(parsed, Invalid):
+            return self._invalid(message, parsed)
+        if isinstance(parsed, Ignored):
+            self._metrics.count_event(parsed.detail_type, "ignored")
+            log.debug(
+                "message_ignored", message_id=message.message_id, detail_type=parsed.detail_type
+            )
+            return True
+        if isinstance(parsed, ServiceEvent):
+            return self._apply_service(message, parsed, started)
+        return self._apply(message, parsed, started)
+
+    def _apply(self, message: Message, event: Event, started: float) -> bool:
+        now = self._now()
+        item = build_item(event, now=now, stopped_task_ttl_days=self._ttl_days)
+        try:
+            result = self._store.apply(event, item)
+        except UnstorableEventError as exc:
+            return self._invalid(message, Invalid(exc.reason, str(exc), event.detail_type))
+        except Exception as exc:
+            return self._failed(
+                message, event.detail_type, exc, arn=event.arn, version=event.version
+            )
+        self._metrics.count_event(event.detail_type, result.outcome)
+        failed = None
+        if result.outcome is Outcome.APPLIED:
+            lag = event_lag_seconds(event.event_time, now)
+            if lag is not None:
+                self._metrics.event_lag.observe(lag)
+            failed = failed_start(event, result.other_status)
+            if failed is not None:
+                self._metrics.pending_to_stopped.labels(
+                    cluster=failed.cluster, group=failed.group, stop_code=failed.stop_code
+                ).inc()
+        log.info(
+            "message_processed",
+            message_id=message.message_id,
+            detail_type=event.detail_type,
+            arn=event.arn,
+            version=event.version,
+            last_status=event.detail.get("lastStatus"),
+            outcome=str(result.outcome),
+            stored_version=result.other_version,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            failed_start=failed is not None,
+        )
+        return True
+
+    def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> bool:
+        detail_type = SERVICE_ACTION if event.kind is Kind.ACTION else DEPLOYMENT_STATE_CHANGE
+        if self._services is None:
+            self._metrics.count_event(detail_type, "ignored")
+            return True
+        try:
+            outcome = self._services.apply(event)
+        except UnstorableEventError as exc:
+            return self._invalid(message, Invalid(exc.reason, str(exc), detail_type))
+        except Exception as exc:
+            return self._failed(
+                message, detail_type, exc, arn=event.service_arn, event_id=event.event_id
+            )
+        self._metrics.count_event(detail_type, outcome)
+        if outcome is not Outcome.DUPLICATE:  # each event id counts once, in order or not
+            if event.kind is Kind.ACTION:
+                self._metrics.service_events.labels(
+                    event.cluster, event.service, event.event_name
+                ).inc()
+            else:
+                self._metrics.deployments.labels(
+                    event.cluster, event.service, event.deployment_state
+                ).inc()
+        if outcome is Outcome.APPLIED and self._service_state is not None:
+            self._service_state.applied(event)
+        log.info(
+            "message_processed",
+            message_id=message.message_id,
+            detail_type=detail_type,
+            arn=event.service_arn,
+            event_id=event.event_id,
+            event_name=event.event_name,
+            outcome=str(outcome),
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return True
+
+    def _failed(self, message: Message, detail_type: str, exc: Exception, **fields: object) -> bool:
+        """A write that failed past its retries: count, log, keep the message for redelivery."""
+        if not is_aws_error(exc):
+            raise exc
+        self._metrics.count_event(detail_type, "failed")
+        log.warning(
+            "event_failed",
+            message_id=message.message_id,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+            receive_count=message.receive_count,
+            **fields,
+        )
+        return False
+
+    def _invalid(self, message: Message, invalid: Invalid) -> bool:
+        self._metrics.count_event(invalid.detail_type, "invalid")
+        fields = {
+            "message_id": message.message_id,
+            "reason": invalid.reason,
+            "error": invalid.message[:300],
+            "body_bytes": len(message.body),
+            "receive_count": message.receive_count,
+        }
+        if not self._queue.dead_letter_queue_url:
+            # Left for the source queue's redrive policy (maxReceiveCount) to move it.
+            log.warning("message_invalid_kept", **fields)
+            return False
+        try:
+            self._queue.dead_letter(message, invalid.reason, invalid.message)
+        except Exception as exc:
+            if not is_aws_error(exc):
+                raise
+            log.warning("dead_letter_failed", error=type(exc).__name__, **fields)
+            return False
+        self._metrics.dead_lettered.labels(reason=invalid.reason).inc()
+        log.warning("message_dead_lettered", **fields)
+        return True

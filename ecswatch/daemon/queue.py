@@ -1,0 +1,128 @@
+"""SQS: receive, delete in batches, release (visibility 0), extend visibility, dead-letter."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ecswatch.daemon.retry import Retrier
+
+log = structlog.get_logger("ecswatch.daemon.queue")
+
+BATCH = 10  # SQS batch APIs take at most ten entries
+#: message attributes set on dead-lettered messages
+REASON_ATTRIBUTE = "ecswatch-reason"
+ERROR_ATTRIBUTE = "ecswatch-error"
+SOURCE_ID_ATTRIBUTE = "ecswatch-source-message-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+class Queue:
+    """One source queue and an optional dead-letter queue, behind a narrow interface."""
+
+    def __init__(
+        self,
+        client: Any,
+        queue_url: str,
+        *,
+        dead_letter_queue_url: str = "",
+        retrier: Retrier,
+    ) -> None:
+        self._client = client
+        self.url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self._retrier = retrier
+
+    def receive(
+        self, *, max_messages: int, wait_seconds: int, visibility_timeout: int
+    ) -> list[Message]:
+        """One long poll. Not retried here: the worker loop backs off and polls again."""
+        response = self._client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return [
+            Message(
+                message_id=raw["MessageId"],
+                receipt_handle=raw["ReceiptHandle"],
+                body=raw.get("Body", ""),
+                receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            )
+            for raw in response.get("Messages", [])
+        ]
+
+    def delete(self, messages: Sequence[Message]) -> list[Message]:
+        """Delete in batches of ten; returns the messages SQS did not delete."""
+        return self._batched(
+            "DeleteMessageBatch",
+            self._client.delete_message_batch,
+            messages,
+            lambda m: {"ReceiptHandle": m.receipt_handle},
+        )
+
+    def change_visibility(self, messages: Sequence[Message], seconds: int) -> list[Message]:
+        """Extend (heartbeat) or, with 0, release messages; returns the ones that failed."""
+        return self._batched(
+            "ChangeMessageVisibilityBatch",
+            self._client.change_message_visibility_batch,
+            messages,
+            lambda m: {"ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds},
+        )
+
+    def dead_letter(self, message: Message, reason: str, error: str) -> None:
+        """Copy the body to the DLQ, with why, as message attributes. The caller deletes."""
+        attributes = {
+            REASON_ATTRIBUTE: reason,
+            ERROR_ATTRIBUTE: error[:1000] or reason,
+            SOURCE_ID_ATTRIBUTE: message.message_id,
+        }
+        self._retrier(
+            "SendMessage",
+            lambda: self._client.send_message(
+                QueueUrl=self.dead_letter_queue_url,
+                MessageBody=message.body or "(empty body)",
+                MessageAttributes={
+                    k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+                },
+            ),
+        )
+
+    def _batched(
+        self,
+        operation: str,
+        call: Callable[..., dict[str, Any]],
+        messages: Sequence[Message],
+        entry: Callable[[Message], dict[str, Any]],
+    ) -> list[Message]:
+        failed: list[Message] = []
+        for start in range(0, len(messages), BATCH):
+            chunk = messages[start : start + BATCH]
+            entries = [{"Id": str(i), **entry(m)} for i, m in enumerate(chunk)]
+            response = self._retrier(
+                operation, functools.partial(call, QueueUrl=self.url, Entries=entries)
+            )
+            for failure in response.get("Failed", []):
+                message = chunk[int(failure["Id"])]
+                failed.append(message)
+                log.warning(
+                    "sqs_batch_entry_failed",
+                    operation=operation,
+                    message_id=message.message_id,
+                    code=failure.get("Code"),
+                    sender_fault=failure.get("SenderFault"),
+                )
+        return failed

@@ -1,0 +1,252 @@
+"""The worker pool: fetchers long-poll into a small prefetch buffer, workers write, a deleter
+batches the deletes; a visibility heartbeat; an ordered shutdown.
+
+    fetchers --(a few per worker, prefetched)--> workers --> Deleter (batches of ten)
+
+Workers only ever do the write, so `count` writes are in flight whenever there is work, while
+receives and deletes overlap with them on threads of their own: one of each per three workers,
+and at least two fetchers (a ReceiveMessage of ten takes a few PutItem round trips).
+
+Why this is safe under every interleaving: a message is deleted only after its fate is
+durable (see processor.py), so a crash, a SIGKILL or an expired visibility can only cause a
+redelivery, and a redelivery is classified duplicate/stale by the conditional write (store.py).
+Every received message is held by the heartbeat until it is deleted, released or given up, so
+another replica does not pick it up meanwhile; prefetched messages that no worker started when
+we stop are made visible again at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from ecswatch.daemon.inflight import Deleter, Heartbeat, logged_failure
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.processor import Processor
+from ecswatch.daemon.queue import Message, Queue
+from ecswatch.daemon.retry import is_aws_error
+
+log = structlog.get_logger("ecswatch.daemon.worker")
+
+MAX_ERROR_BACKOFF_SECONDS = 30.0
+POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
+
+
+def fetcher_threads(count: int) -> int:
+    """Receives in flight for `count` workers: one per three workers, and never fewer than two,
+    since a ReceiveMessage of ten takes several PutItem round trips (long-poll set-up, payload)."""
+    return max(2, math.ceil(count / 3))
+
+
+def deleter_threads(count: int) -> int:
+    """DeleteMessageBatch calls in flight for `count` workers: one per three workers."""
+    return math.ceil(count / 3)
+
+
+def error_backoff(failures: int, rng: Callable[[], float] = random.random) -> float:
+    """Full-jitter exponential backoff for a failing loop: never spin, never stall long."""
+    return rng() * min(MAX_ERROR_BACKOFF_SECONDS, 0.5 * 2.0 ** min(failures, 10))
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        queue: Queue,
+        processor: Processor,
+        metrics: Metrics,
+        *,
+        count: int,
+        wait_time_seconds: int,
+        max_messages: int,
+        visibility_timeout: int,
+        abort: threading.Event,
+    ) -> None:
+        self._queue = queue
+        self._processor = processor
+        self._metrics = metrics
+        self._wait = wait_time_seconds
+        self._max = max_messages
+        self._visibility = visibility_timeout
+        # Every fetcher may have a whole batch in flight while the workers still have three
+        # messages each (and at least a batch) waiting, so receives return before they run dry:
+        # a ReceiveMessage of ten takes a few PutItem round trips.
+        fetchers = fetcher_threads(count)
+        self._capacity = max(3 * count, max_messages) + fetchers * max_messages
+        self._reserved = 0  # room promised to receives in flight
+        self.heartbeat = Heartbeat(queue, visibility_timeout)
+        self.deleter = Deleter(queue, self.heartbeat, metrics, threads=deleter_threads(count))
+        self.stopping = threading.Event()  # stop receiving and starting messages
+        self.abort = abort  # past the drain deadline: retries give up at once
+        self._last_receive: float | None = None
+        self._unstarted: collections.deque[Message] = collections.deque()
+        lock = threading.Lock()
+        self._has_work = threading.Condition(lock)
+        self._has_room = threading.Condition(lock)
+        self._fetchers = [
+            threading.Thread(target=self._fetch, name=f"ecswatch-fetcher-{i}", daemon=True)
+            for i in range(fetchers)
+        ]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"ecswatch-worker-{i}", daemon=True)
+            for i in range(count)
+        ]
+
+    def start(self) -> None:
+        self.heartbeat.start()
+        self.deleter.start()
+        for thread in self._workers + self._fetchers:
+            thread.start()
+
+    def all_alive(self) -> bool:
+        threads = self._workers + self._fetchers
+        return all(t.is_alive() for t in threads) and self.deleter.is_alive()
+
+    def seconds_since_receive(self) -> float | None:
+        last = self._last_receive
+        return None if last is None else time.monotonic() - last
+
+    def shutdown(self, timeout: float) -> bool:
+        """Ordered stop under one deadline; True when every message was settled in time.
+
+        1. stop receiving and starting messages; workers finish the one in hand;
+        2. at 80% of the deadline, abort retries so a stuck write gives its message back;
+        3. release what was prefetched but never started, flush the deleter;
+        4. stop the heartbeat last, so messages still being worked stay invisible meanwhile.
+        A fetcher blocked in a long poll returns within wait_time_seconds and releases what it got.
+        """
+        started = time.monotonic()
+        self.stopping.set()
+        with self._has_work:
+            self._has_work.notify_all()
+            self._has_room.notify_all()
+        threads = self._workers + self._fetchers
+        finished = _join(threads, started + 0.8 * timeout)
+        if not finished:
+            self.abort.set()
+            finished = _join(threads, started + timeout - 1.0)
+        self._release(self._take_unstarted())
+        flushed = self.deleter.close(max(0.5, started + timeout - time.monotonic()))
+        self.heartbeat.stop()
+        if not (finished and flushed):
+            running = sum(t.is_alive() for t in threads)
+            log.warning("shutdown_incomplete", threads_still_running=running, flushed=flushed)
+        return finished and flushed
+
+    def _fetch(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self._fetch_once()
+                failures = 0
+            except Exception as exc:
+                # A fetcher never dies either: an outage means backing off, not spinning.
+                failures += 1
+                _log_failure("receive", exc, failures)
+                self.stopping.wait(error_backoff(failures))
+
+    def _fetch_once(self) -> None:
+        room = self._wait_for_room()
+        if not room:
+            return
+        messages: list[Message] = []
+        try:
+            messages = self._queue.receive(
+                max_messages=room, wait_seconds=self._wait, visibility_timeout=self._visibility
+            )
+        finally:
+            self._received(room, messages)
+        self._last_receive = time.monotonic()
+        self._metrics.last_receive.set_to_current_time()
+        if messages and self.stopping.is_set():  # received during the stop: give them back
+            self._release(self._take_unstarted())
+
+    def _wait_for_room(self) -> int:
+        """How many messages to ask for: a full batch, once the buffer has room for one."""
+        with self._has_room:
+            if self._room() < self._max:
+                self._has_room.wait(POLL_SECONDS)
+            if self._room() < self._max:
+                return 0
+            self._reserved += self._max
+            return self._max
+
+    def _room(self) -> int:
+        """Free places in the buffer, not counting those promised to receives in flight."""
+        return self._capacity - len(self._unstarted) - self._reserved
+
+    def _received(self, room: int, messages: list[Message]) -> None:
+        """A receive returned: its room is no longer reserved, its messages wait for workers."""
+        if messages:
+            self._metrics.messages_received.inc(len(messages))
+            self._metrics.in_flight.inc(len(messages))
+            self.heartbeat.hold(messages)
+        with self._has_work:
+            self._reserved -= room
+            self._unstarted.extend(messages)
+            self._has_work.notify(len(messages))
+
+    def _work(self) -> None:
+        failures = 0
+        while (message := self._next()) is not None:
+            done = False
+            try:
+                done = self._processor.handle(message)
+                failures = 0
+            except Exception as exc:
+                # A worker never dies: log, back off (waking early on stop), carry on.
+                failures += 1
+                _log_failure("worker", exc, failures)
+                self.stopping.wait(error_backoff(failures))
+            if done:
+                self.deleter.add(message)
+            else:  # kept: SQS redelivers it once its visibility runs out
+                self.heartbeat.drop([message])
+                self._metrics.in_flight.dec()
+
+    def _next(self) -> Message | None:
+        with self._has_work:
+            while not self._unstarted and not self.stopping.is_set():
+                self._has_work.wait(POLL_SECONDS)
+            if self.stopping.is_set():
+                return None
+            message = self._unstarted.popleft()
+            self._has_room.notify()
+            return message
+
+    def _take_unstarted(self) -> list[Message]:
+        with self._has_work:
+            taken = list(self._unstarted)
+            self._unstarted.clear()
+            return taken
+
+    def _release(self, messages: list[Message]) -> None:
+        """Make messages nobody started visible again now, instead of after their timeout."""
+        if not messages:
+            return
+        failed = logged_failure(
+            "release_failed", messages, lambda: self._queue.change_visibility(messages, 0)
+        )
+        if failed is not None:
+            log.info("messages_released", messages=len(messages) - len(failed))
+        self.heartbeat.drop(messages)
+        self._metrics.in_flight.dec(len(messages))
+
+
+def _join(threads: list[threading.Thread], deadline: float) -> bool:
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
+
+
+def _log_failure(where: str, exc: Exception, failures: int) -> None:
+    fields = {"error": type(exc).__name__, "consecutive_failures": failures}
+    if is_aws_error(exc):
+        log.warning(f"{where}_aws_error", detail=str(exc)[:300], **fields)
+    else:
+        log.exception(f"{where}_error", **fields)

@@ -1,0 +1,187 @@
+"""An embedded AWS emulator (moto's server, over real HTTP) with optional latency and faults.
+
+Used by `ecswatch demo`, the integration tests and the benchmarks. moto is imported lazily:
+it is the `demo` extra, not a runtime dependency of the daemon.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+THROTTLE_BODY = {
+    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    "message": "The level of configured provisioned throughput for the table was exceeded.",
+}
+INTERNAL_ERROR_BODY = {
+    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+    "message": "Internal server error (injected by ecswatch's emulator)",
+}
+
+
+@dataclass
+class Faults:
+    """What the emulator does to DynamoDB requests (X-Amz-Target DynamoDB_20120810.*).
+
+    Mutable on purpose: tests switch faults on and off between phases. Each share is a
+    probability in [0, 1], drawn per request from a seeded generator.
+    """
+
+    throttle_share: float = 0.0
+    server_error_share: float = 0.0
+    stall_share: float = 0.0
+    stall_seconds: float = 0.0
+    operations: tuple[str, ...] = ("PutItem",)
+    down: bool = False  # every request (any service) answers 503, as an outage would
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class FaultInjector:
+    """WSGI middleware: per-request delay, DynamoDB throttling/5xx/stalls, a switchable outage."""
+
+    def __init__(self, app: WsgiApp, *, delay_seconds: float = 0.0, seed: int = 7) -> None:
+        self.app = app
+        self.delay_seconds = delay_seconds
+        self.faults = Faults()
+        self.injected: dict[str, int] = {"throttle": 0, "server_error": 0, "stall": 0, "down": 0}
+        #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
+        self.requests: collections.Counter[str] = collections.Counter()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        with self._lock:
+            self.requests[target] += 1
+        faults = self.faults
+        if faults.down:
+            self._count("down")
+            return _answer(start_response, "503 Service Unavailable", {"message": "down"})
+        if target.startswith("DynamoDB_20120810.") and target.split(".", 1)[1] in faults.operations:
+            with self._lock:
+                draw = self._random.random()
+            if draw < faults.throttle_share:
+                self._count("throttle")
+                return _answer(start_response, "400 Bad Request", THROTTLE_BODY)
+            draw -= faults.throttle_share
+            if draw < faults.server_error_share:
+                self._count("server_error")
+                return _answer(start_response, "500 Internal Server Error", INTERNAL_ERROR_BODY)
+            draw -= faults.server_error_share
+            if draw < faults.stall_share:
+                self._count("stall")
+                time.sleep(faults.stall_seconds)
+        return self.app(environ, start_response)
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] += 1
+
+
+def _answer(start_response: Callable[..., Any], status: str, body: dict[str, str]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status,
+        [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class Emulator:
+    """moto's server on 127.0.0.1 (a free port by default), in a background thread."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, delay_seconds: float = 0.0
+    ) -> None:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 (optional dependency)
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+
+        self._host = host
+        self.injector = FaultInjector(
+            DomainDispatcherApplication(create_backend_app), delay_seconds=delay_seconds
+        )
+
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, *args: object) -> None:
+                pass  # one line per request would bury the demo's and the tests' output
+
+        self._server = make_server(
+            host, port, self.injector, threaded=True, request_handler=QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ecswatch-emulator", daemon=True
+        )
+
+    @property
+    def faults(self) -> Faults:
+        return self.injector.faults
+
+    @property
+    def url(self) -> str:
+        port = self._server.server_address[1]
+        return f"http://{self._host}:{port}"
+
+    def start(self) -> Emulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        """Forget every resource (moto's state is per process, shared by all its servers)."""
+        self.faults.reset()
+        self.injector.requests.clear()
+        self.injector.injected = dict.fromkeys(self.injector.injected, 0)
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 (our own loopback server)
+            pass
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ecswatch.dev.emulator --port 5000`: the emulator as its own process."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m ecswatch.dev.emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added to every request")
+    args = parser.parse_args(argv)
+    emulator = Emulator(args.host, args.port, delay_seconds=args.delay_ms / 1000).start()
+    print(f"emulator listening on {emulator.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure rules of ECS events: parsing, redaction, items, what counts; no I/O."""

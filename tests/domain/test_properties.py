@@ -1,0 +1,65 @@
+"""Property: whatever the duplication and order, final state and PENDING→STOPPED are exact.
+
+The processor's real logic runs over an in-memory table that honours the same condition as
+DynamoDB (`attribute_not_exists(key) OR version < :v`, atomically); the emulator variant in
+tests/integration/test_properties_emulator.py runs the same property over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from hypothesis import given, settings
+from prometheus_client import CollectorRegistry
+
+from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.processor import Processor
+from ecswatch.daemon.queue import Message
+from ecswatch.daemon.store import Outcome, WriteResult, classify_conflict
+from ecswatch.domain.events import Event
+from tests.strategies import Scenario, scenarios
+
+
+class ConditionalTable:
+    """DynamoDB's conditional PutItem semantics for one table, in memory."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def apply(self, event: Event, item: Mapping[str, Any]) -> WriteResult:
+        stored = self.items.get(event.arn)
+        if stored is None or stored["version"] < event.version:
+            self.items[event.arn] = dict(item)
+            return WriteResult(
+                Outcome.APPLIED,
+                stored.get("lastStatus") if stored else None,
+                stored["version"] if stored else None,
+            )
+        outcome = classify_conflict(stored["version"], event.version)
+        return WriteResult(outcome, stored.get("lastStatus"), stored["version"])
+
+
+class NoQueue:
+    dead_letter_queue_url = ""
+
+
+def failed_starts(registry: CollectorRegistry) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name == "ecswatch_tasks_pending_to_stopped_total":
+                counted[sample.labels["group"]] += int(sample.value)
+    return counted
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_any_order_and_duplication_gives_max_version_and_exact_count(scenario: Scenario) -> None:
+    table, registry = ConditionalTable(), CollectorRegistry()
+    processor = Processor(table, NoQueue(), Metrics(registry))  # type: ignore[arg-type]
+    for i, body in enumerate(scenario.deliveries):
+        assert processor.handle(Message(f"m{i}", f"r{i}", body))
+    assert {arn: item["version"] for arn, item in table.items.items()} == scenario.final
+    assert failed_starts(registry) == scenario.failed_starts
