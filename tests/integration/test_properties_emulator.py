@@ -16,8 +16,8 @@ from ecswatch.daemon.retry import WRITE, Retrier
 from ecswatch.daemon.store import Store
 from ecswatch.domain.events import Resource
 from tests.conftest import Stack
-from tests.strategies import Scenario, scenarios
 from tests.domain.test_properties import NoQueue, failed_starts
+from tests.strategies import Scenario, scenarios
 
 
 @settings(
