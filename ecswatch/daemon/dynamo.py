@@ -80,7 +80,9 @@ def write(
         error = exc.response.get("Error", {})
         if error.get("Code") in PERMANENT_CODES:
             message = str(error.get("Message") or error.get("Code"))
-            raise UnstorableEventError("rejected_by_dynamodb", message) from exc
+            # "Item size has exceeded the maximum allowed size" (400 KB; events reach 1 MiB)
+            reason = "item_too_large" if "item size" in message.lower() else "rejected_by_dynamodb"
+            raise UnstorableEventError(reason, message) from exc
         raise
 
 

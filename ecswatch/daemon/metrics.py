@@ -17,6 +17,8 @@ INVALID_REASONS = (
     "unstorable",
     "rejected_by_dynamodb",
     "bad_service_event",
+    "sns_not_ecs",
+    "item_too_large",
 )
 OPERATIONS = (
     "PutItem",

@@ -15,7 +15,7 @@ import structlog
 
 from ecswatch.daemon.dynamo import UnstorableEventError
 from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.queue import Message, Queue
+from ecswatch.daemon.queue import Message, Queue, TooLargeToCopyError
 from ecswatch.daemon.retry import is_aws_error
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Outcome, Store
@@ -180,6 +180,10 @@ class Processor:
             return False
         try:
             self._queue.dead_letter(message, invalid.reason, invalid.message)
+        except TooLargeToCopyError as exc:
+            # Settled by SQS instead: after maxReceiveCount the redrive policy moves it whole.
+            log.warning("message_invalid_too_large_to_copy", copy_error=str(exc), **fields)
+            return False
         except Exception as exc:
             if not is_aws_error(exc):
                 raise

@@ -1,4 +1,9 @@
-"""SQS: receive, delete in batches, release (visibility 0), extend visibility, dead-letter."""
+"""SQS: receive, delete in batches, release (visibility 0), extend visibility, dead-letter.
+
+FIFO queues (`.fifo`) work as sources unchanged; their DLQ copies carry a MessageGroupId (the
+source message's group, else one fixed group) and the source message id as deduplication id,
+so a copy retried after a crash within SQS's 5-minute window is stored once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from botocore.exceptions import ClientError
 
 from ecswatch.daemon.retry import Retrier
 
@@ -18,6 +24,13 @@ BATCH = 10  # SQS batch APIs take at most ten entries
 REASON_ATTRIBUTE = "ecswatch-reason"
 ERROR_ATTRIBUTE = "ecswatch-error"
 SOURCE_ID_ATTRIBUTE = "ecswatch-source-message-id"
+#: SQS's limit on body plus message attributes (1 MiB since 2025; a queue may set less)
+MAX_MESSAGE_BYTES = 1024 * 1024
+DEAD_LETTER_GROUP = "ecswatch-dead-letters"
+
+
+class TooLargeToCopyError(Exception):
+    """The body and its reason attributes do not fit in one SQS message of the DLQ."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,7 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int = 1
+    group_id: str = ""  # FIFO queues only
 
 
 class Queue:
@@ -53,7 +67,7 @@ class Queue:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=visibility_timeout,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
         )
         return [
             Message(
@@ -61,6 +75,7 @@ class Queue:
                 receipt_handle=raw["ReceiptHandle"],
                 body=raw.get("Body", ""),
                 receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                group_id=raw.get("Attributes", {}).get("MessageGroupId", ""),
             )
             for raw in response.get("Messages", [])
         ]
@@ -84,22 +99,39 @@ class Queue:
         )
 
     def dead_letter(self, message: Message, reason: str, error: str) -> None:
-        """Copy the body to the DLQ, with why, as message attributes. The caller deletes."""
+        """Copy the body to the DLQ, with why, as message attributes. The caller deletes.
+
+        Raises TooLargeToCopyError when the copy cannot fit (checked here against SQS's
+        limit, or refused by a DLQ whose MaximumMessageSize is lower): the caller then leaves
+        the message to the source queue's redrive policy, which moves it whole.
+        """
+        body = message.body or "(empty body)"
         attributes = {
             REASON_ATTRIBUTE: reason,
             ERROR_ATTRIBUTE: error[:1000] or reason,
             SOURCE_ID_ATTRIBUTE: message.message_id,
         }
-        self._retrier(
-            "SendMessage",
-            lambda: self._client.send_message(
-                QueueUrl=self.dead_letter_queue_url,
-                MessageBody=message.body or "(empty body)",
-                MessageAttributes={
-                    k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
-                },
-            ),
-        )
+        size = len(body.encode()) + sum(len(k) + len("String") + len(v.encode())
+                                        for k, v in attributes.items())  # fmt: skip
+        if size > MAX_MESSAGE_BYTES:
+            raise TooLargeToCopyError(f"{size} bytes with attributes, over {MAX_MESSAGE_BYTES}")
+        request: dict[str, Any] = {
+            "QueueUrl": self.dead_letter_queue_url,
+            "MessageBody": body,
+            "MessageAttributes": {
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+            },
+        }
+        if self.dead_letter_queue_url.endswith(".fifo"):
+            request["MessageGroupId"] = message.group_id or DEAD_LETTER_GROUP
+            request["MessageDeduplicationId"] = message.message_id[:128]
+        try:
+            self._retrier("SendMessage", lambda: self._client.send_message(**request))
+        except ClientError as exc:
+            text = str(exc.response.get("Error", {}).get("Message", ""))
+            if "must be shorter than" in text or "too long" in text.lower():
+                raise TooLargeToCopyError(text[:200]) from exc
+            raise
 
     def _batched(
         self,

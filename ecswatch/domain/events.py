@@ -31,6 +31,8 @@ KNOWN_DETAIL_TYPES = (
 #: metric label for anything else, so hostile input cannot blow up label cardinality
 OTHER_DETAIL_TYPE = "other"
 REDACTED = "***"
+#: the `Type` of the JSON SNS delivers to SQS when raw message delivery is off
+SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 # DynamoDB numbers hold 38 significant digits; larger versions cannot be compared there.
 MAX_VERSION = 10**38 - 1
 
@@ -100,12 +102,44 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number DynamoDB can store")
 
 
-def parse_message(body: str, *, redact: bool = True) -> Parsed:  # noqa: PLR0911
-    """Classify one SQS body; numbers become int/Decimal, never float."""
+def _load(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def is_sns_envelope(body: Any) -> bool:
+    """An SNS notification as SNS delivers it to SQS without raw message delivery."""
+    return (
+        isinstance(body, dict)
+        and body.get("Type") in SNS_TYPES
+        and "detail-type" not in body
+        and "source" not in body
+    )
+
+
+def _unwrap_sns(envelope: dict[str, Any]) -> Any:
+    """The EventBridge envelope inside an SNS notification, or the Invalid saying it is not one."""
+    message = envelope.get("Message")
+    if envelope.get("Type") != "Notification" or not isinstance(message, str):
+        return Invalid("sns_not_ecs", f"SNS {str(envelope.get('Type'))[:40]} without an event")
     try:
-        envelope = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        inner = _load(message)
+    except (ValueError, RecursionError):
+        return Invalid("sns_not_ecs", "SNS notification whose Message is not JSON")
+    if not isinstance(inner, dict) or inner.get("source") != "aws.ecs":
+        return Invalid("sns_not_ecs", "SNS notification whose Message is not an aws.ecs event")
+    return inner
+
+
+def parse_message(body: str, *, redact: bool = True) -> Parsed:  # noqa: PLR0911
+    """Classify one SQS body (raw, or wrapped by SNS); numbers become int/Decimal, never float."""
+    try:
+        envelope = _load(body)
     except (ValueError, RecursionError) as exc:
         return Invalid("not_json", f"body is not JSON: {str(exc)[:200]}")
+    if is_sns_envelope(envelope):
+        envelope = _unwrap_sns(envelope)
+        if isinstance(envelope, Invalid):
+            return envelope
     if not isinstance(envelope, dict):
         return Invalid("not_envelope", "body is not a JSON object")
     detail_type = envelope.get("detail-type")

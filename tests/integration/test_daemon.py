@@ -117,7 +117,9 @@ def test_an_item_dynamodb_rejects_is_dead_lettered_not_retried_forever(
     stack.send_events([task(1, "PENDING", blob="x" * 300_000, blob2="y" * 200_000)])
     wait_for(drained(stack, running, 1))
     [dead] = stack.dead_letters()
-    assert dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] == "rejected_by_dynamodb"
+    # Over DynamoDB's 400 KB item limit (events reach SQS's 1 MiB): its own reason.
+    assert dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] == "item_too_large"
+    assert running.value("ecswatch_dead_lettered_total", reason="item_too_large") == 1
     assert stack.task_items() == {}
 
 
