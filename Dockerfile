@@ -1,17 +1,27 @@
-# syntax=docker/dockerfile:1
 # ecswatch: a small, non-root image whose PID 1 is the daemon itself.
 ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
 
-# --- build: a virtualenv with ecswatch and its four runtime dependencies, nothing else ---
+# --- build: ecswatch's wheel and a pip-less virtualenv with it and its locked dependencies ---
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/ecswatch
+# The builder's tools (pip, the locked setuptools) stay in /opt/build, which is not shipped.
+# Dependencies come only from the committed locks, hash-checked: two builds of one commit
+# install the same files (`make lock` refreshes them, deliberately).
+COPY requirements-build.lock requirements.lock ./
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install --no-compile --no-deps --require-hashes -r requirements-build.lock \
+ && python -m venv --without-pip /opt/ecswatch \
+ && /opt/build/bin/pip --python /opt/ecswatch/bin/python install \
+      --no-compile --no-deps --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY ecswatch ./ecswatch
-RUN /opt/ecswatch/bin/pip install --no-cache-dir . \
- && find /opt/ecswatch -name '__pycache__' -type d -prune -exec rm -rf {} +
+RUN /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /dist . \
+ && /opt/build/bin/pip --python /opt/ecswatch/bin/python install \
+      --no-compile --no-deps --no-index /dist/ecswatch-*.whl \
+ && /opt/build/bin/pip --python /opt/ecswatch/bin/python check
 
 # --- runtime: the same slim base, the virtualenv, an unprivileged user ---
 FROM ${PYTHON_IMAGE}
@@ -22,8 +32,11 @@ ENV PATH=/opt/ecswatch/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ECSWATCH_LOG_FORMAT=json
-RUN groupadd --system --gid 10001 ecswatch \
- && useradd --system --uid 10001 --gid ecswatch --no-create-home --shell /usr/sbin/nologin ecswatch
+# A regular (not --system) account: uid 10001 is above SYS_UID_MAX. --no-log-init keeps the
+# lastlog/faillog files from growing to the size of the uid.
+RUN groupadd --gid 10001 ecswatch \
+ && useradd --uid 10001 --gid ecswatch --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --no-log-init ecswatch
 COPY --from=build /opt/ecswatch /opt/ecswatch
 USER 10001:10001
 EXPOSE 9108
@@ -31,8 +44,9 @@ EXPOSE 9108
 # kernel delivers only signals with a handler installed, and ecswatch installs SIGTERM/SIGINT
 # handlers before anything else; it forks no children, so there is nothing to reap.
 STOPSIGNAL SIGTERM
-# No curl in a slim image: the health check is the interpreter we already ship.
+# No curl in a slim image: the health check is the interpreter we already ship. It reads the
+# metrics port as the daemon does: $ECSWATCH_CONFIG's [metrics] port, then ECSWATCH_METRICS_PORT.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ.get('ECSWATCH_METRICS_PORT', '9108'); sys.exit(u.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]
+  CMD ["python", "-c", "import sys, urllib.request as u; from ecswatch.config import load_config; port = load_config(require_queue=False).metrics.port; sys.exit(u.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]
 ENTRYPOINT ["ecswatch"]
 CMD ["run"]

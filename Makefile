@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The image's dependency locks, from PyPI alone (not this machine's local wheel folders). Run it
+# deliberately, to take new releases, and commit both files; the package keeps its ranges.
+PIP_COMPILE := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet \
+	--generate-hashes --strip-extras --no-emit-find-links --no-emit-index-url
+lock: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet 'pip-tools>=7.6'
+	$(PIP_COMPILE) --upgrade -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --upgrade --allow-unsafe --only-build-deps --build-deps-for wheel \
+		-o requirements-build.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from ecswatch import __version__
 from ecswatch.config import Config, ConfigError, describe, load_config
-from ecswatch.logging import configure_logging
+from ecswatch.logging import configure_logging, renders_json
 
 NO_CREDENTIALS = "aws: no AWS credentials found (task role, environment, or profile)"
 EXIT_OK = 0
@@ -102,16 +102,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        return config_error(str(exc))
+        return config_error(str(exc), exc.log_format)
     except NoRegionError:
-        return config_error(NO_REGION)
+        return config_error(NO_REGION, _log_format(args))
     except NoCredentialsError:
-        return config_error(NO_CREDENTIALS)
+        return config_error(NO_CREDENTIALS, _log_format(args))
 
 
-def config_error(message: str) -> int:
-    print(f"ecswatch: configuration error: {message}", file=sys.stderr)
+def config_error(message: str, log_format: str = "auto") -> int:
+    """Exit 2 with one line naming the key: a JSON log line wherever the logs are JSON lines."""
+    if renders_json(log_format, sys.stderr):
+        configure_logging("INFO", "json")
+        structlog.get_logger("ecswatch").error("configuration_error", error=message)
+    else:
+        print(f"ecswatch: configuration error: {message}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _log_format(args: argparse.Namespace) -> str:
+    try:
+        return _load(args, require_queue=False).log.format
+    except ConfigError as exc:
+        return exc.log_format
 
 
 def _load(args: argparse.Namespace, *, require_queue: bool = True) -> Config:
@@ -163,16 +175,19 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    try:
-        from ecswatch.dev.demo import run_demo  # noqa: PLC0415
-        from ecswatch.dev.emulator import Emulator  # noqa: PLC0415, F401 (needs moto)
-    except ImportError as exc:
+    import importlib.util  # noqa: PLC0415
+
+    # The emulator imports moto only when it starts: look for it first, so an install without
+    # the demo extra (the container image) answers with one line instead of a traceback.
+    if importlib.util.find_spec("moto") is None:
         print(
-            f"ecswatch: demo needs the embedded emulator ({exc.name} is missing): "
+            "ecswatch: demo needs the embedded emulator (moto is missing): "
             "pip install 'ecswatch[demo]'",
             file=sys.stderr,
         )
         return EXIT_FATAL
+    from ecswatch.dev.demo import run_demo  # noqa: PLC0415
+
     return run_demo(
         events=args.events,
         seed=args.seed,
@@ -194,7 +209,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     config = _load(args, require_queue=args.via == "sqs")
     if args.rate <= 0:
-        return config_error("--rate: must be positive")
+        return config_error("--rate: must be positive", config.log.format)
     if args.via == "sqs":
         sqs = make_client("sqs", config.aws)
 

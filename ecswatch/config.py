@@ -137,9 +137,11 @@ SECTIONS: dict[str, type[Any]] = {
 class ConfigError(Exception):
     """Every problem found in the configuration, each naming its key."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], log_format: str = "auto") -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        #: [log] format as far as it could be read, so the error itself is rendered as asked
+        self.log_format = log_format
 
 
 def load_config(
@@ -168,7 +170,7 @@ def load_config(
     if require_queue and not config.sqs.queue_url and "queue_url" not in values["sqs"]:
         problems.append("sqs.queue_url: required (or set ECSWATCH_SQS_QUEUE_URL)")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, config.log.format)
     return config
 
 

@@ -9,9 +9,14 @@ from typing import TextIO
 import structlog
 
 
+def renders_json(fmt: str, stream: TextIO) -> bool:
+    """Whether `fmt` ("auto" | "json" | "console") means JSON lines on `stream`."""
+    return fmt == "json" or (fmt == "auto" and not stream.isatty())
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     out = stream or sys.stderr
-    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    console = not renders_json(fmt, out)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -122,3 +123,30 @@ def test_check_config_with_a_bad_key_exits_2_with_one_line(
     assert err.count("\n") == 1
     assert "sqs.visibility: unknown key" in err
     assert "Traceback" not in err
+
+
+def test_config_error_is_one_json_log_line_when_logs_are_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log pipeline reading JSON lines gets the configuration error as one of them."""
+    monkeypatch.setenv("ECSWATCH_LOG_FORMAT", "json")
+    path = write(tmp_path, f'[sqs]\nqueue_url = "{QUEUE}"\nvisibility = 3\n')
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["event"] == "configuration_error"
+    assert entry["level"] == "error"
+    assert "sqs.visibility: unknown key" in entry["error"]
+
+
+def test_config_error_follows_the_log_format_of_the_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[log] format = "console" in the file keeps the error a plain line, even off a terminal."""
+    path = write(tmp_path, '[log]\nformat = "console"\n[workers]\ncount = "lots"\n')
+    assert main(["check-config", "--config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith("ecswatch: configuration error: ")
+    assert "workers.count: must be an integer" in err
+    assert err.count("\n") == 1
