@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -259,32 +258,24 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    import threading  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from ecswatch.commands.reconcile import apply_fixes, plan  # noqa: PLC0415
+    from ecswatch.commands.reconcile import reconcile  # noqa: PLC0415
     from ecswatch.daemon.aws import make_client  # noqa: PLC0415
-    from ecswatch.daemon.retry import WRITE, Retrier  # noqa: PLC0415
-    from ecswatch.daemon.store import Store  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     ecs, dynamodb = make_client("ecs", config.aws), make_client("dynamodb", config.aws)
-    now = datetime.now(UTC)
     try:
-        fixes = plan(ecs, dynamodb, config, args.cluster, now)
-        for fix in fixes:
-            print(fix)
-        if not args.apply:
-            print(f"{len(fixes)} fix(es) planned; dry run: nothing written (--apply writes them)")
-            return EXIT_OK
-        store = Store(
-            dynamodb, config.dynamodb.state_tables(), Retrier(WRITE, abort=threading.Event())
-        )
-        results = apply_fixes(store, fixes, config, now)
+        tally = reconcile(
+            ecs, dynamodb, config, args.cluster, apply=args.apply,
+            report=lambda fix, result: print(fix),
+        )  # fmt: skip
     except ClientError as exc:
         return _aws_failure("reconcile", exc)
-    outcomes = collections.Counter(str(r.outcome) for r in results)
-    print("written: " + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "nothing"))
+    planned = sum(tally.fixes.values())
+    if not args.apply:
+        print(f"{planned} fix(es) planned; dry run: nothing written (--apply writes them)")
+        return EXIT_OK
+    written = ", ".join(f"{k} {v}" for k, v in sorted(tally.written.items()))
+    print("written: " + (written or "nothing"))
     return EXIT_OK
 
 

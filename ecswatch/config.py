@@ -106,6 +106,23 @@ class BootstrapConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    interval_seconds: float = _opt(
+        300.0, _between(0, 86400), "seconds between passes against the ECS API; 0: off"
+    )
+    clusters: str = _opt("", doc="comma-separated cluster names or ARNs; empty: every cluster")
+    lease_seconds: float = _opt(
+        60.0, _between(3, 3600), "one replica reconciles; a dead one's lease expires after this"
+    )
+    max_api_calls_per_second: float = _opt(
+        5.0, _between(0.1, 100), "ECS API calls per second; halved while ECS throttles"
+    )
+
+    def cluster_list(self) -> list[str]:
+        return [name.strip() for name in self.clusters.split(",") if name.strip()]
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     aws: AwsConfig = field(default_factory=AwsConfig)
     sqs: SqsConfig = field(default_factory=SqsConfig)
@@ -115,6 +132,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
 
     @property
     def readiness_window_seconds(self) -> float:
@@ -131,6 +149,7 @@ SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "events": EventsConfig,
     "bootstrap": BootstrapConfig,
+    "reconcile": ReconcileConfig,
 }
 
 

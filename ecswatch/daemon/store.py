@@ -99,7 +99,20 @@ class Store:
                 classify_conflict(version, event.version), _string(stored, "lastStatus"), version
             )
         old = response.get("Attributes")
-        return WriteResult(Outcome.APPLIED, _string(old, "lastStatus"), _number(old, "version"))
+        # A reconciler's mark (drift.py) is not a STOPPED event: the rule sees the status before it.
+        replaced = _string(old, "reconciledFrom") or _string(old, "lastStatus")
+        return WriteResult(Outcome.APPLIED, replaced, _number(old, "version"))
+
+    def update(self, resource: Resource, request: dict[str, Any]) -> None:
+        """One UpdateItem on `resource`'s table (the reconciler's marks), timed and retried."""
+        table = self._tables[resource]
+        write(
+            self._retrier,
+            "UpdateItem",
+            table,
+            lambda: self._client.update_item(TableName=table, **request),
+            self._observe_write,
+        )
 
 
 def _string(item: Mapping[str, Any] | None, name: str) -> str | None:

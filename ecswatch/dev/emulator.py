@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ecswatch.dev.ecs_shim import EcsShim
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 THROTTLE_BODY = {
@@ -116,9 +118,9 @@ class Emulator:
         from werkzeug.serving import make_server  # noqa: PLC0415
 
         self._host = host
-        self.injector = FaultInjector(
-            DomainDispatcherApplication(create_backend_app), delay_seconds=delay_seconds
-        )
+        #: moto's ECS with real ECS's `version` on tasks/container instances, and throttling
+        self.ecs = EcsShim(DomainDispatcherApplication(create_backend_app))
+        self.injector = FaultInjector(self.ecs, delay_seconds=delay_seconds)
 
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: object) -> None:
@@ -152,6 +154,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget every resource (moto's state is per process, shared by all its servers)."""
         self.faults.reset()
+        self.ecs.reset()
         self.injector.requests.clear()
         self.injector.injected = dict.fromkeys(self.injector.injected, 0)
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
