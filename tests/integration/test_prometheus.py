@@ -57,6 +57,21 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], str]]:
         proc.wait(timeout=10)
 
 
+COUNTED = {"TaskFailedToStart", "EssentialContainerExited", ""}
+
+
+def headline_sum() -> str:
+    """ECSServiceTasksFailingToStart's expression without its `>= 3`."""
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    (expr,) = (
+        rule["expr"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "ECSServiceTasksFailingToStart"
+    )
+    return str(expr).strip().removesuffix(">= 3").strip()
+
+
 def query(url: str, expr: str) -> float | None:
     status, body = http_get(f"{url}/api/v1/query?query={urllib.parse.quote(expr)}")
     assert status == 200, body
@@ -80,6 +95,18 @@ def test_prometheus_scrapes_ecswatch_and_sees_failed_starts(
         timeout=60,
     )
     assert query(url, 'up{job="ecswatch"}') == 1.0
+    # The headline rule reads each series' `_created` birth time: a real scrape must carry it,
+    # and the rule's sum (without its threshold) must count every failed start it is for.
+    assert query(url, "count(ecswatch_tasks_pending_to_stopped_created)") == query(
+        url, "count(ecswatch_tasks_pending_to_stopped_total)"
+    )
+    counted = sum(
+        n for (_, _, stop_code), n in stream.truth.failed_starts.items() if stop_code in COUNTED
+    )
+    assert counted > 0
+    reading = query(url, f"sum({headline_sum()})")
+    assert reading is not None
+    assert counted <= reading < counted + 1  # increase() may extrapolate past a young series
     assert query(url, 'ecswatch_build_info{job="ecswatch"}') == 1.0
     status, body = http_get(f"{url}/api/v1/rules")
     assert status == 200
