@@ -139,6 +139,12 @@ class Config:
         """How recent the last successful receive must be for /readyz (contract)."""
         return 2 * self.sqs.wait_time_seconds + 10
 
+    @property
+    def stall_seconds(self) -> float:
+        """How long a loop may go without a round before /healthz calls the process wedged:
+        longer than a long poll plus its read timeout, and than a write's worst retries."""
+        return 120 + 2 * self.sqs.wait_time_seconds
+
 
 SECTIONS: dict[str, type[Any]] = {
     "aws": AwsConfig,

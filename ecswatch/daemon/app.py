@@ -48,13 +48,22 @@ class Daemon:
         self._tables = tables
 
     def _healthy(self) -> tuple[bool, str]:
+        """Green while the loops go round, paused or not (a restart does not fix a revoked
+        permission); red when a thread died or a loop is wedged, so ECS replaces the task."""
         pool = self._pool
         if pool is None:
             return True, "starting"
-        return (True, "ok") if pool.all_alive() else (False, "a worker thread died")
+        if not pool.all_alive():
+            return False, "a worker thread died"
+        stalled = pool.stalled(self.config.stall_seconds)
+        if stalled:
+            return False, f"no progress for {self.config.stall_seconds:.0f}s: {', '.join(stalled)}"
+        return True, "paused, probing" if pool.pause.paused else "ok"
 
     def _ready(self) -> tuple[bool, str]:
         pool = self._pool
+        if pool is not None and pool.pause.paused:
+            return False, f"paused: {pool.pause.reason}"
         since = pool.seconds_since_receive() if pool is not None else None
         window = self.config.readiness_window_seconds
         if since is None:

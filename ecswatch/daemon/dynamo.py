@@ -11,12 +11,10 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
+from ecswatch.daemon.errors import item_fault
 from ecswatch.daemon.retry import Retrier
 
 T = TypeVar("T")
-
-# DynamoDB's verdict that an item can never be written as it is (size, empty names, ...).
-PERMANENT_CODES = frozenset({"ValidationException", "SerializationException"})
 
 
 class UnstorableEventError(Exception):
@@ -64,8 +62,9 @@ def write(
     observe_write: Callable[[str, float], None],
 ) -> T:
     """One DynamoDB write: each attempt timed, transient errors retried, and DynamoDB's
-    permanent refusals (size, empty names, ...) turned into UnstorableEventError, so every
-    table's writer dead-letters them instead of waiting for the redrive policy."""
+    refusals of the item itself (size, empty names, ...: errors.item_fault) turned into
+    UnstorableEventError, so every table's writer dead-letters them instead of waiting for the
+    redrive policy. Every other error propagates: it is the world's (errors.systemic_reason)."""
 
     def timed() -> T:
         started = time.perf_counter()
@@ -77,9 +76,8 @@ def write(
     try:
         return retrier(operation, timed)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") in PERMANENT_CODES:
-            message = str(error.get("Message") or error.get("Code"))
+        message = item_fault(exc)
+        if message is not None:
             # "Item size has exceeded the maximum allowed size" (400 KB; events reach 1 MiB)
             reason = "item_too_large" if "item size" in message.lower() else "rejected_by_dynamodb"
             raise UnstorableEventError(reason, message) from exc

@@ -1,67 +1,138 @@
-"""Messages in flight: kept invisible while they are worked (Heartbeat), then deleted in
-batches of up to ten (Deleter), whichever worker finished them.
+"""The one owner of received messages: held from ReceiveMessage until settled exactly once,
+by deletion, release (visible again now) or keeping (visible again at its timeout); while
+held, a heartbeat extends its visibility so no other consumer picks it up.
 
-Safety: a message is handed to the Deleter only once its fate is durable (processor.py), and
-it stays held by the Heartbeat until its DeleteMessageBatch returns, so a crash while it waits
-for its batch, or a failed delete, only means a redelivery, which the conditional write
-classifies as a duplicate. Batching deletes across workers is what makes them cost a tenth of
-a round trip per message even when each receive brings back a single message.
+Why every received message is settled exactly once: `received` puts it in `_held` as HELD;
+the only ways out are `delete` (HELD -> DELETING, then gone when its DeleteMessageBatch
+returned), `release` and `keep` (HELD -> gone), each taking the message out under one lock,
+so a second settlement finds it missing and is refused (logged as a bug) instead of counted
+twice. The gauge `ecswatch_messages_in_flight` is the size of `_held`, set under that lock.
+Safety of deletion: a message is handed over only once its fate is durable (processor.py) and
+stays held (heartbeated) until the delete returned, so a crash or a failed delete only means a
+redelivery, which the conditional write classifies as a duplicate.
 """
 
 from __future__ import annotations
 
-import collections
+import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import structlog
 
+from ecswatch.daemon.deleter import Deleter
 from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.queue import BATCH, Message, Queue
-from ecswatch.daemon.retry import is_aws_error
+from ecswatch.daemon.queue import Message, Queue
 
 log = structlog.get_logger("ecswatch.daemon.inflight")
 
 
-class Heartbeat:
-    """Extends the visibility of held messages before it runs out."""
+class _State(enum.Enum):
+    HELD = "held"
+    DELETING = "deleting"
+
+
+class InFlight:
+    """Every message between its receive and its settlement, and the heartbeat that keeps it."""
 
     def __init__(
         self,
         queue: Queue,
-        visibility_timeout: int,
+        metrics: Metrics,
         *,
+        visibility_timeout: int,
+        deleter_threads: int = 1,
+        linger: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        tick: Callable[[str], None] = lambda name: None,
     ) -> None:
-        self._queue = queue
+        self._queue, self._metrics = queue, metrics
         self._visibility = visibility_timeout
-        self._clock = clock
-        self._held: dict[str, tuple[Message, float]] = {}
+        self._clock, self._tick = clock, tick
+        #: receipt handle -> (message, state, when its visibility was last set)
+        self._held: dict[str, tuple[Message, _State, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.deleter = Deleter(
+            queue.delete,
+            self._deleted,
+            threads=deleter_threads,
+            linger=linger,
+            clock=clock,
+            tick=tick,
+        )
         self._thread = threading.Thread(target=self._run, name="ecswatch-heartbeat", daemon=True)
+
+    # -- settlement ---------------------------------------------------------------------------
+
+    def received(self, messages: Sequence[Message]) -> None:
+        now = self._clock()
+        with self._lock:
+            for m in messages:
+                self._held[m.receipt_handle] = (m, _State.HELD, now)
+            self._metrics.in_flight.set(len(self._held))
+
+    def delete(self, message: Message) -> None:
+        """Its fate is durable: delete it (batched); it stays heartbeated until deleted."""
+        if self._settle([message], keep_held=True):
+            self.deleter.add(message)
+
+    def release(self, messages: Sequence[Message]) -> None:
+        """Nobody will work these now: make them visible again at once (visibility 0)."""
+        settled = self._settle(messages)
+        if not settled:
+            return
+        try:
+            failed = self._queue.change_visibility(settled, 0)
+            log.info("messages_released", messages=len(settled) - len(failed))
+        except Exception as exc:  # they become visible at their timeout instead
+            log.warning("release_failed", messages=len(settled), error=type(exc).__name__)
+
+    def keep(self, message: Message) -> None:
+        """Not done: stop heartbeating it, SQS redelivers it once its visibility runs out."""
+        self._settle([message])
+
+    def _settle(self, messages: Sequence[Message], *, keep_held: bool = False) -> list[Message]:
+        settled: list[Message] = []
+        with self._lock:
+            for m in messages:
+                entry = self._held.get(m.receipt_handle)
+                if entry is None or entry[1] is not _State.HELD:
+                    log.error("message_settled_twice", message_id=m.message_id)
+                    continue
+                settled.append(m)
+                if keep_held:
+                    self._held[m.receipt_handle] = (m, _State.DELETING, entry[2])
+                else:
+                    del self._held[m.receipt_handle]
+            self._metrics.in_flight.set(len(self._held))
+        return settled
+
+    def _deleted(self, batch: Sequence[Message]) -> None:
+        """The Deleter's call once a batch's DeleteMessageBatch returned, whatever it said."""
+        with self._lock:
+            for m in batch:
+                self._held.pop(m.receipt_handle, None)
+            self._metrics.in_flight.set(len(self._held))
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    # -- heartbeat ----------------------------------------------------------------------------
 
     @property
     def interval(self) -> float:
-        return max(1.0, self._visibility / 4)
-
-    def hold(self, messages: Sequence[Message]) -> None:
-        now = self._clock()
-        with self._lock:
-            for m in messages:
-                self._held[m.receipt_handle] = (m, now)
-
-    def drop(self, messages: Sequence[Message]) -> None:
-        with self._lock:
-            for m in messages:
-                self._held.pop(m.receipt_handle, None)
+        """The heartbeat ticks at a sixth of the visibility and extends at a third, so a
+        message is extended with at least two thirds of its visibility left."""
+        return max(0.5, self._visibility / 6)
 
     def due(self) -> list[Message]:
-        """Messages held for half their visibility since received or last extended."""
+        """Messages whose visibility was set a third of it ago or more."""
         now = self._clock()
         with self._lock:
-            return [m for m, since in self._held.values() if now - since >= self._visibility / 2]
+            return [m for m, _, since in self._held.values() if now - since >= self._visibility / 3]
 
     def beat(self) -> None:
         due = self.due()
@@ -71,110 +142,34 @@ class Heartbeat:
         now = self._clock()
         with self._lock:
             for m in due:
-                if m.receipt_handle in self._held and m.receipt_handle not in failed:
-                    self._held[m.receipt_handle] = (m, now)
-        log.info("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
+                entry = self._held.get(m.receipt_handle)
+                if entry is not None and m.receipt_handle not in failed:
+                    self._held[m.receipt_handle] = (m, entry[1], now)
+        log.debug("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
+
+    # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self.deleter.start()
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self.deleter.is_alive()
+
+    def close(self, timeout: float) -> bool:
+        """Flush the deletes, then stop the heartbeat (last, so what is still being deleted
+        stays invisible meanwhile); True when every delete was sent in time."""
+        flushed = self.deleter.close(timeout)
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
+        return flushed
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # Wakes at least every second (cheap: `due` scans the held set), so /healthz sees it.
+        while not self._stop.wait(min(self.interval, 1.0)):
+            self._tick("heartbeat")
             try:
                 self.beat()
             except Exception as exc:
                 log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
-
-
-class Deleter:
-    """Collects finished messages from every worker; deletes them ten at a time, or after
-    `linger` seconds when fewer are waiting. `threads` batches may be in flight at once."""
-
-    def __init__(
-        self,
-        queue: Queue,
-        heartbeat: Heartbeat,
-        metrics: Metrics,
-        *,
-        threads: int = 1,
-        linger: float = 0.2,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._queue, self._heartbeat, self._metrics = queue, heartbeat, metrics
-        self._linger, self._clock = linger, clock
-        self._pending: collections.deque[tuple[Message, float]] = collections.deque()
-        self._ready = threading.Condition()
-        self._closing = False
-        self._threads = [
-            threading.Thread(target=self._run, name=f"ecswatch-deleter-{i}", daemon=True)
-            for i in range(threads)
-        ]
-
-    def add(self, message: Message) -> None:
-        with self._ready:
-            self._pending.append((message, self._clock()))
-            if len(self._pending) >= BATCH or len(self._pending) == 1:
-                self._ready.notify()
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def is_alive(self) -> bool:
-        return all(thread.is_alive() for thread in self._threads)
-
-    def close(self, timeout: float) -> bool:
-        """Delete what is pending now, then stop; True when everything was flushed in time."""
-        with self._ready:
-            self._closing = True
-            self._ready.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self._threads)
-
-    def next_batch(self) -> list[Message] | None:
-        """Up to ten messages once a batch is full or its oldest has lingered; None when closed
-        and empty."""
-        with self._ready:
-            while True:
-                if self._pending:
-                    waited = self._clock() - self._pending[0][1]
-                    if len(self._pending) >= BATCH or waited >= self._linger or self._closing:
-                        count = min(BATCH, len(self._pending))
-                        return [self._pending.popleft()[0] for _ in range(count)]
-                    self._ready.wait(self._linger - waited)
-                elif self._closing:
-                    return None
-                else:
-                    self._ready.wait()
-
-    def _run(self) -> None:
-        while (batch := self.next_batch()) is not None:
-            try:
-                logged_failure("delete_failed", batch, lambda: self._queue.delete(batch))
-            except Exception:
-                log.exception("delete_error", messages=len(batch))
-            finally:
-                self._heartbeat.drop(batch)
-                self._metrics.in_flight.dec(len(batch))
-
-
-def logged_failure(
-    event: str, batch: Sequence[Message], call: Callable[[], list[Message]]
-) -> list[Message] | None:
-    """`call()`, or None after logging `event` if AWS refused it (other errors propagate)."""
-    try:
-        return call()
-    except Exception as exc:
-        if not is_aws_error(exc):
-            raise
-        log.warning(event, messages=len(batch), error=type(exc).__name__)
-        return None

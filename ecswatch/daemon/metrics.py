@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecswatch import __version__
+from ecswatch.daemon.errors import PAUSE_REASONS
 from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
 
 OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed")
@@ -83,6 +84,12 @@ class Metrics:
             "Unix time of the last successful ReceiveMessage.",
             registry=registry,
         )
+        self.paused = Gauge(
+            "ecswatch_paused",
+            "1 while the consumer is paused for a systemic fault (not receiving), by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "ecswatch_build_info", "ecswatch build information.", ["version"], registry=registry
         )
@@ -97,6 +104,8 @@ class Metrics:
             self.retries.labels(operation=operation)
         for table in tables:
             self.write_seconds.labels(table=table)
+        for reason in PAUSE_REASONS:
+            self.paused.labels(reason=reason)
 
         self.service_events = Counter(
             "ecswatch_service_events",

@@ -1,7 +1,9 @@
-"""What happens to one message: parse, write, count, log; the answer is delete or keep.
+"""What happens to one message: parse, write, count, log; the answer is its fate.
 
 A message is deleted only once its fate is durable: applied, duplicate or stale (the item
-already holds that version or a newer one), ignored, or copied to the DLQ. Anything else is
+already holds that version or a newer one), ignored, or copied to the DLQ. A failure that is
+the world's, not the message's (errors.py), is `systemic`: the worker holds the message and
+pauses instead of letting its receive count run towards the redrive policy. Anything else is
 kept and SQS redelivers it; a redelivery of an applied event is then a harmless duplicate.
 """
 
@@ -13,10 +15,12 @@ from datetime import UTC, datetime
 
 import structlog
 
+from ecswatch.daemon import fate
 from ecswatch.daemon.dynamo import UnstorableEventError
+from ecswatch.daemon.errors import is_aws_error, systemic_reason
+from ecswatch.daemon.fate import Fate
 from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.queue import Message, Queue, TooLargeToCopyError
-from ecswatch.daemon.retry import is_aws_error
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Outcome, Store
 from ecswatch.domain.events import (
@@ -61,8 +65,8 @@ class Processor:
         self._ttl_days = stopped_task_ttl_days
         self._now = now
 
-    def handle(self, message: Message) -> bool:
-        """Process one message; True when it may be deleted."""
+    def handle(self, message: Message) -> Fate:
+        """Process one message and say what became of it; raises only on a bug."""
         started = time.perf_counter()
         parsed = parse_message(message.body, redact=self._redact)
         if isinstance(parsed, Invalid):
@@ -72,12 +76,12 @@ class Processor:
             log.debug(
                 "message_ignored", message_id=message.message_id, detail_type=parsed.detail_type
             )
-            return True
+            return fate.DELETE
         if isinstance(parsed, ServiceEvent):
             return self._apply_service(message, parsed, started)
         return self._apply(message, parsed, started)
 
-    def _apply(self, message: Message, event: Event, started: float) -> bool:
+    def _apply(self, message: Message, event: Event, started: float) -> Fate:
         now = self._now()
         item = build_item(event, now=now, stopped_task_ttl_days=self._ttl_days)
         try:
@@ -111,13 +115,13 @@ class Processor:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             failed_start=failed is not None,
         )
-        return True
+        return fate.DELETE
 
-    def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> bool:
+    def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> Fate:
         detail_type = SERVICE_ACTION if event.kind is Kind.ACTION else DEPLOYMENT_STATE_CHANGE
         if self._services is None:
             self._metrics.count_event(detail_type, "ignored")
-            return True
+            return fate.DELETE
         try:
             outcome = self._services.apply(event)
         except UnstorableEventError as exc:
@@ -148,24 +152,27 @@ class Processor:
             outcome=str(outcome),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return True
+        return fate.DELETE
 
-    def _failed(self, message: Message, detail_type: str, exc: Exception, **fields: object) -> bool:
-        """A write that failed past its retries: count, log, keep the message for redelivery."""
-        if not is_aws_error(exc):
+    def _failed(self, message: Message, detail_type: str, exc: Exception, **fields: object) -> Fate:
+        """A write that failed past its retries and is not the item's fault: the world's.
+        Logged at DEBUG: the pause logs once per transition, not once per message."""
+        reason = systemic_reason(exc)
+        if reason is None:
             raise exc
         self._metrics.count_event(detail_type, "failed")
-        log.warning(
+        log.debug(
             "event_failed",
             message_id=message.message_id,
             error=type(exc).__name__,
             detail=str(exc)[:300],
             receive_count=message.receive_count,
+            reason=reason,
             **fields,
         )
-        return False
+        return fate.systemic(reason)
 
-    def _invalid(self, message: Message, invalid: Invalid) -> bool:
+    def _invalid(self, message: Message, invalid: Invalid) -> Fate:
         self._metrics.count_event(invalid.detail_type, "invalid")
         fields = {
             "message_id": message.message_id,
@@ -177,18 +184,19 @@ class Processor:
         if not self._queue.dead_letter_queue_url:
             # Left for the source queue's redrive policy (maxReceiveCount) to move it.
             log.warning("message_invalid_kept", **fields)
-            return False
+            return fate.KEEP
         try:
             self._queue.dead_letter(message, invalid.reason, invalid.message)
         except TooLargeToCopyError as exc:
             # Settled by SQS instead: after maxReceiveCount the redrive policy moves it whole.
             log.warning("message_invalid_too_large_to_copy", copy_error=str(exc), **fields)
-            return False
+            return fate.KEEP
         except Exception as exc:
             if not is_aws_error(exc):
                 raise
-            log.warning("dead_letter_failed", error=type(exc).__name__, **fields)
-            return False
+            reason = systemic_reason(exc) or "rejected_request"
+            log.debug("dead_letter_failed", error=type(exc).__name__, **fields)
+            return fate.systemic(reason)
         self._metrics.dead_lettered.labels(reason=invalid.reason).inc()
         log.warning("message_dead_lettered", **fields)
-        return True
+        return fate.DEAD_LETTERED

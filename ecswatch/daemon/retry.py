@@ -15,45 +15,12 @@ from typing import TypeVar
 
 import structlog
 import tenacity
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from ecswatch.daemon.errors import error_code, is_transient
 
 log = structlog.get_logger("ecswatch.daemon.retry")
 
 T = TypeVar("T")
-
-TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "InternalServerError",
-        "InternalFailure",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "TransactionInProgressException",
-    }
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttling, 5xx, timeouts and connection errors: worth another try."""
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status >= 500
-    return isinstance(exc, ConnectionError | HTTPClientError)
-
-
-def is_aws_error(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError | BotoCoreError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +60,7 @@ class Retrier:
                 operation=operation,
                 attempt=state.attempt_number,
                 error=type(error).__name__,
-                code=_code(error),
+                code=error_code(error),
                 wait_seconds=round(state.upcoming_sleep, 3),
             )
 
@@ -127,9 +94,3 @@ def _waiter(abort: threading.Event) -> Callable[[float], None]:
         abort.wait(seconds)
 
     return sleep
-
-
-def _code(error: BaseException | None) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return ""

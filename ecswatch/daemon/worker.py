@@ -1,7 +1,8 @@
-"""The worker pool: fetchers long-poll into a small prefetch buffer, workers write, a deleter
-batches the deletes; a visibility heartbeat; an ordered shutdown.
+"""The worker pool: fetchers long-poll into a small prefetch buffer, workers write, the
+in-flight owner settles each message (deletes batched, a visibility heartbeat); pause and
+probe on systemic faults; an ordered shutdown.
 
-    fetchers --(a few per worker, prefetched)--> workers --> Deleter (batches of ten)
+    fetchers --(a few per worker, prefetched)--> workers --> InFlight (delete | release | keep)
 
 Workers only ever do the write, so `count` writes are in flight whenever there is work, while
 receives and deletes overlap with them on threads of their own: one of each per three workers,
@@ -10,9 +11,10 @@ and at least two fetchers (a ReceiveMessage of ten takes a few PutItem round tri
 Why this is safe under every interleaving: a message is deleted only after its fate is
 durable (see processor.py), so a crash, a SIGKILL or an expired visibility can only cause a
 redelivery, and a redelivery is classified duplicate/stale by the conditional write (store.py).
-Every received message is held by the heartbeat until it is deleted, released or given up, so
-another replica does not pick it up meanwhile; prefetched messages that no worker started when
-we stop are made visible again at once.
+Every received message is held (inflight.py) until it is settled exactly once, so another
+replica does not pick it up meanwhile; a message whose failure was systemic goes back to the
+buffer, still held, and waits for the pause to end (pause.py); prefetched messages that no
+worker started when we stop are made visible again at once.
 """
 
 from __future__ import annotations
@@ -26,16 +28,22 @@ from collections.abc import Callable
 
 import structlog
 
-from ecswatch.daemon.inflight import Deleter, Heartbeat, logged_failure
+from ecswatch.daemon import fate
+from ecswatch.daemon.errors import is_aws_error
+from ecswatch.daemon.fate import Action, Fate
+from ecswatch.daemon.inflight import InFlight
 from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.pause import Pause
 from ecswatch.daemon.processor import Processor
 from ecswatch.daemon.queue import Message, Queue
-from ecswatch.daemon.retry import is_aws_error
 
 log = structlog.get_logger("ecswatch.daemon.worker")
 
 MAX_ERROR_BACKOFF_SECONDS = 30.0
 POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
+#: a message that started this many pauses, with successes in between, is kept (given back
+#: to SQS) instead of held again: it, not the world, is what fails
+MAX_TRIPS_PER_MESSAGE = 3
 
 
 def fetcher_threads(count: int) -> int:
@@ -66,6 +74,7 @@ class WorkerPool:
         max_messages: int,
         visibility_timeout: int,
         abort: threading.Event,
+        pause: Pause | None = None,
     ) -> None:
         self._queue = queue
         self._processor = processor
@@ -79,8 +88,16 @@ class WorkerPool:
         fetchers = fetcher_threads(count)
         self._capacity = max(3 * count, max_messages) + fetchers * max_messages
         self._reserved = 0  # room promised to receives in flight
-        self.heartbeat = Heartbeat(queue, visibility_timeout)
-        self.deleter = Deleter(queue, self.heartbeat, metrics, threads=deleter_threads(count))
+        self._ticks: dict[str, float] = {}  # loop name -> when it last went round
+        self.inflight = InFlight(
+            queue,
+            metrics,
+            visibility_timeout=visibility_timeout,
+            deleter_threads=deleter_threads(count),
+            tick=self._tick,
+        )
+        self.pause = pause if pause is not None else Pause(metrics)
+        self._trips: dict[str, int] = {}  # receipt handle -> pauses this message started
         self.stopping = threading.Event()  # stop receiving and starting messages
         self.abort = abort  # past the drain deadline: retries give up at once
         self._last_receive: float | None = None
@@ -98,14 +115,21 @@ class WorkerPool:
         ]
 
     def start(self) -> None:
-        self.heartbeat.start()
-        self.deleter.start()
+        self.inflight.start()
         for thread in self._workers + self._fetchers:
             thread.start()
 
     def all_alive(self) -> bool:
         threads = self._workers + self._fetchers
-        return all(t.is_alive() for t in threads) and self.deleter.is_alive()
+        return all(t.is_alive() for t in threads) and self.inflight.is_alive()
+
+    def stalled(self, bound: float) -> list[str]:
+        """Loops that have not gone round for `bound` seconds: wedged, not merely paused."""
+        now = time.monotonic()
+        return sorted(name for name, last in list(self._ticks.items()) if now - last > bound)
+
+    def _tick(self, name: str) -> None:
+        self._ticks[name] = time.monotonic()
 
     def seconds_since_receive(self) -> float | None:
         last = self._last_receive
@@ -130,17 +154,21 @@ class WorkerPool:
         if not finished:
             self.abort.set()
             finished = _join(threads, started + timeout - 1.0)
-        self._release(self._take_unstarted())
-        flushed = self.deleter.close(max(0.5, started + timeout - time.monotonic()))
-        self.heartbeat.stop()
+        self.inflight.release(self._take_unstarted())
+        flushed = self.inflight.close(max(0.5, started + timeout - time.monotonic()))
         if not (finished and flushed):
             running = sum(t.is_alive() for t in threads)
             log.warning("shutdown_incomplete", threads_still_running=running, flushed=flushed)
         return finished and flushed
 
     def _fetch(self) -> None:
+        name = threading.current_thread().name
         failures = 0
         while not self.stopping.is_set():
+            self._tick(name)
+            if self.pause.paused:  # no ReceiveMessage while paused: receive counts stay put
+                self.pause.wait(POLL_SECONDS)
+                continue
             try:
                 self._fetch_once()
                 failures = 0
@@ -164,7 +192,7 @@ class WorkerPool:
         self._last_receive = time.monotonic()
         self._metrics.last_receive.set_to_current_time()
         if messages and self.stopping.is_set():  # received during the stop: give them back
-            self._release(self._take_unstarted())
+            self.inflight.release(self._take_unstarted())
 
     def _wait_for_room(self) -> int:
         """How many messages to ask for: a full batch, once the buffer has room for one."""
@@ -184,8 +212,7 @@ class WorkerPool:
         """A receive returned: its room is no longer reserved, its messages wait for workers."""
         if messages:
             self._metrics.messages_received.inc(len(messages))
-            self._metrics.in_flight.inc(len(messages))
-            self.heartbeat.hold(messages)
+            self.inflight.received(messages)
         with self._has_work:
             self._reserved -= room
             self._unstarted.extend(messages)
@@ -193,49 +220,66 @@ class WorkerPool:
 
     def _work(self) -> None:
         failures = 0
-        while (message := self._next()) is not None:
-            done = False
+        while (taken := self._next()) is not None:
+            message, probe = taken
+            outcome: Fate = fate.KEEP
             try:
-                done = self._processor.handle(message)
+                outcome = self._processor.handle(message)
                 failures = 0
             except Exception as exc:
                 # A worker never dies: log, back off (waking early on stop), carry on.
                 failures += 1
                 _log_failure("worker", exc, failures)
                 self.stopping.wait(error_backoff(failures))
-            if done:
-                self.deleter.add(message)
-            else:  # kept: SQS redelivers it once its visibility runs out
-                self.heartbeat.drop([message])
-                self._metrics.in_flight.dec()
+            self._settle(message, outcome, probe=probe)
 
-    def _next(self) -> Message | None:
+    def _settle(self, message: Message, outcome: Fate, *, probe: bool) -> None:
+        tripped = self.pause.settled(outcome, probe=probe)
+        handle = message.receipt_handle
+        if outcome.deletes:
+            self._trips.pop(handle, None)
+            self.inflight.delete(message)
+        elif outcome.action is Action.SYSTEMIC:
+            trips = self._trips[handle] = self._trips.get(handle, 0) + tripped
+            if trips < MAX_TRIPS_PER_MESSAGE:
+                with self._has_work:  # back in the buffer, still held, for after the pause
+                    self._unstarted.append(message)
+                    self._has_work.notify()
+                return
+            log.warning("message_kept_after_pauses", message_id=message.message_id, pauses=trips)
+            self._trips.pop(handle, None)
+            self.inflight.keep(message)
+        else:  # kept: SQS redelivers it once its visibility runs out
+            self._trips.pop(handle, None)
+            self.inflight.keep(message)
+
+    def _next(self) -> tuple[Message, bool] | None:
+        """The next message to work and whether it is a probe; None once stopping. While
+        paused, only the one probe the pause allows gets a message."""
+        name = threading.current_thread().name
         with self._has_work:
-            while not self._unstarted and not self.stopping.is_set():
-                self._has_work.wait(POLL_SECONDS)
-            if self.stopping.is_set():
-                return None
-            message = self._unstarted.popleft()
-            self._has_room.notify()
-            return message
+            while not self.stopping.is_set():
+                self._tick(name)
+                probe = False
+                if not self._unstarted:
+                    self._has_work.wait(POLL_SECONDS)
+                    continue
+                if self.pause.paused:
+                    if not self.pause.take_probe():
+                        wait = min(POLL_SECONDS, self.pause.seconds_to_probe())
+                        self._has_work.wait(max(0.05, wait))
+                        continue
+                    probe = True
+                message = self._unstarted.popleft()
+                self._has_room.notify()
+                return message, probe
+            return None
 
     def _take_unstarted(self) -> list[Message]:
         with self._has_work:
             taken = list(self._unstarted)
             self._unstarted.clear()
             return taken
-
-    def _release(self, messages: list[Message]) -> None:
-        """Make messages nobody started visible again now, instead of after their timeout."""
-        if not messages:
-            return
-        failed = logged_failure(
-            "release_failed", messages, lambda: self._queue.change_visibility(messages, 0)
-        )
-        if failed is not None:
-            log.info("messages_released", messages=len(messages) - len(failed))
-        self.heartbeat.drop(messages)
-        self._metrics.in_flight.dec(len(messages))
 
 
 def _join(threads: list[threading.Thread], deadline: float) -> bool:

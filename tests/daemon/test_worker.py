@@ -1,5 +1,5 @@
 """Worker-pool decisions without a network: heartbeat timing, delete batching, backoff,
-release on stop."""
+release on stop, settling each message once."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from prometheus_client import CollectorRegistry
 
-from ecswatch.daemon.inflight import Deleter, Heartbeat
+from ecswatch.daemon import fate
+from ecswatch.daemon.deleter import Deleter
+from ecswatch.daemon.errors import is_transient
+from ecswatch.daemon.fate import Fate
+from ecswatch.daemon.inflight import InFlight
 from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.queue import Message
-from ecswatch.daemon.retry import is_transient
 from ecswatch.daemon.worker import (
     MAX_ERROR_BACKOFF_SECONDS,
     WorkerPool,
@@ -57,31 +60,58 @@ class Clock:
         return self.now
 
 
-def test_heartbeat_extends_only_messages_held_for_half_their_visibility() -> None:
+def inflight(queue: FakeQueue, clock: Clock, visibility: int = 60) -> InFlight:
+    return InFlight(
+        queue,  # type: ignore[arg-type]
+        Metrics(CollectorRegistry()),
+        visibility_timeout=visibility,
+        clock=clock,
+    )
+
+
+def test_heartbeat_extends_only_messages_held_for_a_third_of_their_visibility() -> None:
     queue, clock = FakeQueue([]), Clock()
-    heartbeat = Heartbeat(queue, 60, clock=clock)  # type: ignore[arg-type]
+    owner = inflight(queue, clock, 60)
     old, new = messages(2)
-    heartbeat.hold([old])
-    clock.now += 20
-    heartbeat.hold([new])
-    heartbeat.beat()
+    owner.received([old])
+    clock.now += 10
+    owner.received([new])
+    owner.beat()
     assert queue.visibility == []
-    clock.now += 10  # old held 30 s = half of 60
-    heartbeat.beat()
+    clock.now += 10  # old held 20 s = a third of 60
+    owner.beat()
     assert queue.visibility == [("m0", 60)]
-    clock.now += 10  # old was just extended; new held 20 s
-    heartbeat.beat()
+    clock.now += 5  # old was just extended; new held 15 s
+    owner.beat()
     assert queue.visibility == [("m0", 60)]
+    assert owner.interval == 10  # ticks at a sixth: extended with >= 2/3 of it left
 
 
-def test_heartbeat_forgets_dropped_messages() -> None:
+def test_heartbeat_forgets_settled_messages_but_holds_those_being_deleted() -> None:
     queue, clock = FakeQueue([]), Clock()
-    heartbeat = Heartbeat(queue, 10, clock=clock)  # type: ignore[arg-type]
-    batch = messages(3)
-    heartbeat.hold(batch)
-    heartbeat.drop(batch[:2])
-    clock.now += 6
-    assert [m.message_id for m in heartbeat.due()] == ["m2"]
+    owner = inflight(queue, clock, 9)
+    batch = messages(4)
+    owner.received(batch)
+    owner.keep(batch[0])
+    owner.release([batch[1]])
+    owner.delete(batch[2])  # waits for its batch: still invisible meanwhile
+    clock.now += 3
+    assert sorted(m.message_id for m in owner.due()) == ["m2", "m3"]
+
+
+def test_a_message_is_settled_only_once() -> None:
+    queue, clock = FakeQueue([]), Clock()
+    owner = inflight(queue, clock)
+    [message] = messages(1)
+    owner.received([message])
+    owner.release([message])
+    owner.delete(message)
+    owner.keep(message)
+    owner.release([message])
+    assert queue.visibility == [("m0", 0)]
+    assert owner.held() == 0
+    assert owner.close(timeout=1)
+    assert queue.deleted == []
 
 
 def test_error_backoff_grows_with_jitter_and_is_capped() -> None:
@@ -113,11 +143,11 @@ class StopAfter:
     def __init__(self, pool_ref: list[WorkerPool], n: int) -> None:
         self.pool_ref, self.n, self.handled = pool_ref, n, 0
 
-    def handle(self, message: Message) -> bool:
+    def handle(self, message: Message) -> Fate:
         self.handled += 1
         if self.handled == self.n:
             self.pool_ref[0].stopping.set()
-        return True
+        return fate.DELETE
 
 
 def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -> None:
@@ -137,15 +167,13 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -
     assert queue.visibility == [("m2", 0), ("m3", 0), ("m4", 0)]
     assert metrics.registry.get_sample_value("ecswatch_messages_in_flight") == 0
     assert metrics.registry.get_sample_value("ecswatch_messages_received_total") == 5
-    assert pool.heartbeat.due() == []
+    assert pool.inflight.due() == []
 
 
 def deleter(queue: FakeQueue, clock: Clock) -> Deleter:
-    heartbeat = Heartbeat(queue, 60)  # type: ignore[arg-type]
     return Deleter(
-        queue,  # type: ignore[arg-type]
-        heartbeat,
-        Metrics(CollectorRegistry()),
+        queue.delete,
+        lambda batch: None,
         linger=0.25,  # a binary fraction: 100.0 + 0.25 is exact
         clock=clock,
     )
@@ -195,6 +223,11 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("ThrottlingException", 400), True),
         (client_error("InternalServerError", 500), True),
         (client_error("Whatever", 503), True),
+        (client_error("Whatever", 429), True),
+        (client_error("SlowDown", 400), True),
+        (client_error("PriorRequestNotComplete", 400), True),
+        (client_error("LimitExceededException", 400), True),
+        (client_error("NotImplemented", 501), False),
         (EndpointConnectionError(endpoint_url="http://x"), True),
         (ReadTimeoutError(endpoint_url="http://x"), True),
         (client_error("ConditionalCheckFailedException", 400), False),
@@ -235,10 +268,10 @@ class Blocking:
         self.release = threading.Event()
         self.started = 0
 
-    def handle(self, message: Message) -> bool:
+    def handle(self, message: Message) -> Fate:
         self.started += 1
         self.release.wait(10)
-        return True
+        return fate.DELETE
 
 
 def test_prefetch_asks_for_whole_batches_and_stays_bounded_while_workers_are_stuck() -> None:

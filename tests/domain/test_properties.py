@@ -60,6 +60,6 @@ def test_any_order_and_duplication_gives_max_version_and_exact_count(scenario: S
     table, registry = ConditionalTable(), CollectorRegistry()
     processor = Processor(table, NoQueue(), Metrics(registry))  # type: ignore[arg-type]
     for i, body in enumerate(scenario.deliveries):
-        assert processor.handle(Message(f"m{i}", f"r{i}", body))
+        assert processor.handle(Message(f"m{i}", f"r{i}", body)).deletes
     assert {arn: item["version"] for arn, item in table.items.items()} == scenario.final
     assert failed_starts(registry) == scenario.failed_starts
