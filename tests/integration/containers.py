@@ -1,7 +1,7 @@
 """Building and running ecswatch's image without a Docker engine: Debian's buildah and podman.
 
-The recipe is the one in ../shared/CONTAINERS.md: the registry's Python base cannot be pulled
-here, so a debootstrapped bookworm with Debian's Python 3.11 stands in for it through the
+The recipe (README: "The image without a Docker engine"): the registry's Python base cannot be
+pulled here, so a debootstrapped bookworm with Debian's Python 3.11 stands in for it through the
 Dockerfile's PYTHON_IMAGE build arg (its tarball cached, a cold debootstrap takes ~40 s); buildah
 builds with chroot isolation in Docker format (OCI drops HEALTHCHECK); podman runs with runc and
 slirp4netns, the host's loopback reachable from the container at 10.0.2.2.
@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.test_deploy import ROOT, tool
 
@@ -161,3 +163,25 @@ def inspect(image: str) -> dict[str, Any]:
     """The image's Docker-format configuration (User, Entrypoint, Healthcheck, Env, ...)."""
     data: list[dict[str, Any]] = json.loads(sh("podman", "image", "inspect", image).stdout)
     return data[0]
+
+
+def inspect_container(name: str) -> dict[str, Any]:
+    """A container's state and configuration, as `podman inspect` gives them."""
+    data: list[dict[str, Any]] = json.loads(sh("podman", "container", "inspect", name).stdout)
+    return data[0]
+
+
+def probe() -> None:
+    """Skip (fail under ECSWATCH_REQUIRE_TOOLS) where podman is installed but cannot run."""
+    result = subprocess.run(
+        ["podman", "info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        reason = f"podman cannot run here: {result.stderr.strip()[-300:]}"
+        if os.environ.get("ECSWATCH_REQUIRE_TOOLS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
