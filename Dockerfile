@@ -33,10 +33,11 @@ ENV PATH=/opt/ecswatch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     ECSWATCH_LOG_FORMAT=json
 # A regular (not --system) account: uid 10001 is above SYS_UID_MAX. --no-log-init keeps the
-# lastlog/faillog files from growing to the size of the uid.
+# lastlog/faillog files from growing to the size of the uid; no subordinate ids, it never
+# starts a user namespace.
 RUN groupadd --gid 10001 ecswatch \
  && useradd --uid 10001 --gid ecswatch --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin --no-log-init ecswatch
+      --shell /usr/sbin/nologin --no-log-init -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 ecswatch
 COPY --from=build /opt/ecswatch /opt/ecswatch
 USER 10001:10001
 EXPOSE 9108

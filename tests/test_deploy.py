@@ -13,11 +13,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ecswatch.config import load_config
 
@@ -190,3 +193,48 @@ def test_grafana_dashboard_queries_only_metrics_ecswatch_exports() -> None:
         base = re.sub(r"_(total|bucket|count|sum)$", "", name)
         assert base in exported, name
     assert dashboard["uid"] == "ecswatch"
+
+
+# --- the image's dependency locks ------------------------------------------------------------
+
+
+def pins(lock: str) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of every requirement in a pip-compile lock file."""
+    text = (ROOT / lock).read_text().replace("\\\n", " ")
+    found: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)==(\S+)(.*)$", line)
+        if match:
+            name, version, rest = match.groups()
+            found[canonicalize_name(name)] = (version, re.findall(r"--hash=sha256:(\w+)", rest))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("lock", "key"),
+    [("requirements.lock", "project.dependencies"), ("requirements-build.lock", "build.requires")],
+)
+def test_image_locks_pin_every_declared_requirement_with_hashes(lock: str, key: str) -> None:
+    """A dependency added or a range moved without `make lock` fails here, before any build."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = (
+        project["project"]["dependencies"]
+        if key == "project.dependencies"
+        else project["build-system"]["requires"]
+    )
+    locked = pins(lock)
+    for text in declared:
+        requirement = Requirement(text)
+        version, _ = locked[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), f"{lock}: {requirement} vs {version}"
+    assert all(hashes for _, hashes in locked.values()), f"{lock}: a pin without --hash"
+
+
+def test_compose_services_run_the_one_image_and_only_the_daemon_is_health_checked() -> None:
+    """init, ecswatch and simulate are the same build; only the daemon keeps its HEALTHCHECK."""
+    services = compose()["services"]
+    ours = {name: services[name] for name in ("init", "ecswatch", "simulate")}
+    assert {(s["image"], s["build"]) for s in ours.values()} == {("ecswatch:local", ".")}
+    assert "healthcheck" not in ours["ecswatch"]  # the image's own
+    assert ours["init"]["healthcheck"] == {"disable": True}
+    assert ours["simulate"]["healthcheck"] == {"disable": True}

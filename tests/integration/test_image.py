@@ -251,6 +251,23 @@ def test_image_configuration_is_what_ecs_expects(image: Built) -> None:
     assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
 
 
+def test_dockerfile_creates_its_user_without_a_warning(image: Built) -> None:
+    """The Dockerfile's own useradd step, run on the base, says nothing (no SYS_UID_MAX warning)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    step = next(line for line in text.splitlines() if "useradd" in line and line.startswith("RUN"))
+    run = ["podman", "run", "--rm", "--runtime", "runc", *containers.ulimits()]
+    result = subprocess.run(
+        [*run, containers.BASE_IMAGE, "sh", "-c", step.removeprefix("RUN ") + " && id ecswatch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("uid=10001(ecswatch) gid=10001(ecswatch)")
+
+
 def test_demo_in_the_image_fails_with_one_line(run_image: Callable[..., Container]) -> None:
     """The image carries no emulator (moto): `ecswatch demo` says so in one line."""
     container = run_image("--read-only", command=("demo",))
