@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from ecswatch import __version__
 from ecswatch.config import Config, ConfigError, describe, load_config
+from ecswatch.domain.arns import account_of, region_of
 from ecswatch.logging import configure_logging, renders_json
 
 NO_CREDENTIALS = "aws: no AWS credentials found (task role, environment, or profile)"
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     report = command("report", "per service: tasks that never started, why, and what runs")
     report.add_argument("--hours", type=float, default=24.0, help="window for failed starts")
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--account", type=_checked(account_of), help="only this account id")
+    report.add_argument("--region", type=_checked(region_of), help="only this region")
     reconcile = command(
         "reconcile", "align the task table with what the ECS API knows (dry run by default)"
     )
@@ -241,6 +244,17 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK if refused == 0 else EXIT_FATAL
 
 
+def _checked(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type from a domain.arns validator: a bad value exits 2 naming the option."""
+
+    def check(text: str) -> str:
+        if not parse(text):
+            raise argparse.ArgumentTypeError(f"not a valid {parse.__name__[:-3]}: {text!r}")
+        return text
+
+    return check
+
+
 def _report(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -250,7 +264,14 @@ def _report(args: argparse.Namespace) -> int:
     config = _load(args, require_queue=False)
     dynamodb = make_client("dynamodb", config.aws)
     try:
-        report = build_report(dynamodb, config, hours=args.hours, now=datetime.now(UTC))
+        report = build_report(
+            dynamodb,
+            config,
+            hours=args.hours,
+            now=datetime.now(UTC),
+            account=args.account,
+            region=args.region,
+        )
     except ClientError as exc:
         return _aws_failure("report", exc)
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))

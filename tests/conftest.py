@@ -207,15 +207,16 @@ class Running:
         return self.value("ecswatch_events_total", detail_type=detail_type, outcome=outcome)
 
     def failed_starts(self) -> Counter[tuple[str, str, str]]:
-        """PENDING→STOPPED counts by (cluster, group, stop_code), as simulate.Truth keeps them."""
-        return Counter(
-            {
-                (s.labels["cluster"], s.labels["group"], s.labels["stop_code"]): int(s.value)
-                for metric in self.registry.collect()
-                for s in metric.samples
-                if s.name == "ecswatch_tasks_pending_to_stopped_total" and s.value
-            }
-        )
+        """PENDING→STOPPED counts by (cluster, group, stop_code), as simulate.Truth keeps them
+        (summed over accounts and regions)."""
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for metric in self.registry.collect():
+            for s in metric.samples:
+                if s.name == "ecswatch_tasks_pending_to_stopped_total" and s.value:
+                    counts[s.labels["cluster"], s.labels["group"], s.labels["stop_code"]] += int(
+                        s.value
+                    )
+        return counts
 
     def processed(self) -> float:
         return sum(

@@ -1,4 +1,9 @@
-"""`ecswatch report`: per service, what failed to start and why, from the tables (Scan, paged)."""
+"""`ecswatch report`: per service, what failed to start and why, from the tables (Scan, paged).
+
+Services are keyed by account and region too (from their ARNs), so one organization's two
+`prod` clusters stay apart; the text groups them under one heading per account and region
+when the tables hold more than one, and `--account` / `--region` keep only those.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 from ecswatch.config import Config
 from ecswatch.daemon.dynamo import scan
-from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.times import normalize_time
 
 TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
@@ -27,6 +32,8 @@ SERVICE_FIELDS = ("serviceArn", "clusterName", "serviceName", "taskStartImpaired
 
 @dataclass
 class ServiceReport:
+    account: str
+    region: str
     cluster: str
     group: str
     running: int = 0
@@ -55,15 +62,32 @@ def reason_of(stopped_reason: str) -> str:
     return head[:80] or "(no reason)"
 
 
-def build_report(dynamodb: Any, config: Config, *, hours: float, now: datetime) -> Report:
+def build_report(
+    dynamodb: Any,
+    config: Config,
+    *,
+    hours: float,
+    now: datetime,
+    account: str | None = None,
+    region: str | None = None,
+) -> Report:
     since = normalize_time((now - timedelta(hours=hours)).isoformat()) or ""
-    services: dict[tuple[str, str], ServiceReport] = {}
+    services: dict[tuple[str, str, str, str], ServiceReport] = {}
 
-    def service(cluster: str, group: str) -> ServiceReport:
-        return services.setdefault((cluster, group), ServiceReport(cluster, group))
+    def wanted(arn: object) -> tuple[str, str] | None:
+        origin = account_region(arn)
+        if account not in (None, origin[0]) or region not in (None, origin[1]):
+            return None
+        return origin
+
+    def service(origin: tuple[str, str], cluster: str, group: str) -> ServiceReport:
+        key = (*origin, cluster, group)
+        return services.setdefault(key, ServiceReport(*key))
 
     for task in scan(dynamodb, config.dynamodb.task_table, TASK_FIELDS):
-        entry = service(cluster_name(task.get("clusterArn")), str(task.get("group") or ""))
+        if (origin := wanted(task.get("taskArn"))) is None:
+            continue
+        entry = service(origin, cluster_name(task.get("clusterArn")), str(task.get("group") or ""))
         status = task.get("lastStatus")
         if status == "RUNNING":
             entry.running += 1
@@ -77,13 +101,17 @@ def build_report(dynamodb: Any, config: Config, *, hours: float, now: datetime) 
                 reason = reason_of(str(task.get("stoppedReason") or ""))
                 entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
     for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
+        if (origin := wanted(state.get("serviceArn"))) is None:
+            continue
         entry = service(
-            str(state.get("clusterName", "")), f"service:{state.get('serviceName', '')}"
+            origin, str(state.get("clusterName", "")), f"service:{state.get('serviceName', '')}"
         )
         entry.task_start_impaired = state.get("taskStartImpaired")
         entry.deployment_state = state.get("deploymentState")
     unhealthy = [
         {
+            "account": origin[0],
+            "region": origin[1],
             "cluster": cluster_name(i.get("clusterArn")),
             "containerInstanceArn": i["containerInstanceArn"],
             "ec2InstanceId": i.get("ec2InstanceId"),
@@ -91,19 +119,29 @@ def build_report(dynamodb: Any, config: Config, *, hours: float, now: datetime) 
             "agentConnected": i.get("agentConnected"),
         }
         for i in scan(dynamodb, config.dynamodb.container_instance_table, INSTANCE_FIELDS)
-        if i.get("status") != "ACTIVE" or i.get("agentConnected") is False
+        if (i.get("status") != "ACTIVE" or i.get("agentConnected") is False)
+        and (origin := wanted(i["containerInstanceArn"])) is not None
     ]
-    ordered = sorted(services.values(), key=lambda s: (-s.failed_to_start, s.cluster, s.group))
+    ordered = sorted(
+        services.values(),
+        key=lambda s: (s.account, s.region, -s.failed_to_start, s.cluster, s.group),
+    )
     return Report(hours, now.astimezone(UTC).isoformat(timespec="seconds"), ordered, unhealthy)
 
 
 def render(report: Report) -> str:
-    lines = [
-        f"Services (tasks that never started in the last {report.hours:g} h first):",
-        f"  {'cluster':<12} {'service':<28} {'running':>7} {'stopped':>7} {'failed':>6}  "
-        "impaired  deployment  why",
-    ]
+    lines = [f"Services (tasks that never started in the last {report.hours:g} h first):"]
+    origins = sorted({(s.account, s.region) for s in report.services})
+    heading = f"  {'cluster':<12} {'service':<28} {'running':>7} {'stopped':>7} {'failed':>6}  "
+    heading += "impaired  deployment  why"
+    if len(origins) <= 1:
+        lines.append(heading)
+    origin: tuple[str, str] | None = None
     for s in report.services:
+        if len(origins) > 1 and (s.account, s.region) != origin:
+            origin = (s.account, s.region)
+            lines.append(f"Account {s.account or '(unknown)'}, region {s.region or '(unknown)'}:")
+            lines.append(heading)
         why = ", ".join(f"{r} ×{n}" for r, n in collections.Counter(s.reasons).most_common(3))
         impaired = {True: "YES", False: "no", None: "-"}[s.task_start_impaired]
         lines.append(
@@ -116,7 +154,8 @@ def render(report: Report) -> str:
     )
     for i in report.unhealthy_instances:
         lines.append(
-            f"  {i['cluster']:<12} {i['ec2InstanceId'] or i['containerInstanceArn']:<24} "
+            f"  {i['account'] or '-':<12} {i['region'] or '-':<14} "
+            f"{i['cluster']:<12} {i['ec2InstanceId'] or i['containerInstanceArn']:<24} "
             f"status={i['status']} agentConnected={i['agentConnected']}"
         )
     return "\n".join(lines)

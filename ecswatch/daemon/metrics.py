@@ -1,4 +1,9 @@
-"""Every ecswatch_* instrument, registered on an injected CollectorRegistry."""
+"""Every ecswatch_* instrument, registered on an injected CollectorRegistry.
+
+Per-cluster and per-service series carry `account` and `region` (domain.arns: from the ARN,
+else the envelope; "" when neither is well formed), so one organization's two `prod` clusters
+never add up; both values are bounded by the organization, never ARNs or ids.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ class Metrics:
             "ecswatch_tasks_pending_to_stopped",
             "Tasks that went from PENDING straight to STOPPED (never started); "
             "repeated ones make ECS throttle the service's launches.",
-            ["cluster", "group", "stop_code"],
+            ["account", "region", "cluster", "group", "stop_code"],
             registry=registry,
         )
         self.messages_received = Counter(
@@ -110,13 +115,13 @@ class Metrics:
         self.service_events = Counter(
             "ecswatch_service_events",
             "ECS Service Action events, once per event id, by eventName (ERROR ones included).",
-            ["cluster", "service", "event_name"],
+            ["account", "region", "cluster", "service", "event_name"],
             registry=registry,
         )
         self.deployments = Counter(
             "ecswatch_deployments",
             "ECS Deployment State Change events, once per event id, by state.",
-            ["cluster", "service", "state"],
+            ["account", "region", "cluster", "service", "state"],
             registry=registry,
         )
 

@@ -101,7 +101,11 @@ class Processor:
             failed = failed_start(event, result.other_status)
             if failed is not None:
                 self._metrics.pending_to_stopped.labels(
-                    cluster=failed.cluster, group=failed.group, stop_code=failed.stop_code
+                    account=failed.account,
+                    region=failed.region,
+                    cluster=failed.cluster,
+                    group=failed.group,
+                    stop_code=failed.stop_code,
                 ).inc()
         log.info(
             "message_processed",
@@ -134,11 +138,15 @@ class Processor:
         if outcome is not Outcome.DUPLICATE:  # each event id counts once, in order or not
             if event.kind is Kind.ACTION:
                 self._metrics.service_events.labels(
-                    event.cluster, event.service, event.event_name
+                    event.account, event.region, event.cluster, event.service, event.event_name
                 ).inc()
             else:
                 self._metrics.deployments.labels(
-                    event.cluster, event.service, event.deployment_state
+                    event.account,
+                    event.region,
+                    event.cluster,
+                    event.service,
+                    event.deployment_state,
                 ).inc()
         if outcome is Outcome.APPLIED and self._service_state is not None:
             self._service_state.applied(event)

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from ecswatch.daemon.dynamo import is_condition_failure, scan, write
 from ecswatch.daemon.retry import Retrier
 from ecswatch.daemon.store import Outcome
+from ecswatch.domain.arns import account_region
 from ecswatch.domain.services import IN_PROGRESS, ServiceEvent
 
 log = structlog.get_logger("ecswatch.daemon.service_state")
@@ -220,17 +221,17 @@ class ServiceStateCollector(Collector):
         impaired = GaugeMetricFamily(
             "ecswatch_service_task_start_impaired",
             "1 after SERVICE_TASK_START_IMPAIRED, 0 after SERVICE_STEADY_STATE (stored state).",
-            labels=["cluster", "service"],
+            labels=["account", "region", "cluster", "service"],
         )
         deploying = GaugeMetricFamily(
             "ecswatch_deployments_in_progress",
             "1 while the service's latest deployment event is IN_PROGRESS (stored state).",
-            labels=["cluster", "service"],
+            labels=["account", "region", "cluster", "service"],
         )
         with self._lock:
-            states = list(self._states.values())
-        for state in states:
-            labels = [state.cluster, state.service]
+            states = list(self._states.items())
+        for arn, state in states:
+            labels = [*account_region(arn), state.cluster, state.service]
             if state.impaired is not None:
                 impaired.add_metric(labels, 1.0 if state.impaired else 0.0)
             if state.deployment_state is not None:

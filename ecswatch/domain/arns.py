@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# Metric label values must stay bounded: only well-formed ids pass, anything else is "".
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
 
 def cluster_name(cluster_arn: object) -> str:
     """`arn:aws:ecs:r:a:cluster/name` -> `name`; a bare name stays as it is."""
@@ -9,7 +17,23 @@ def cluster_name(cluster_arn: object) -> str:
     return text.rsplit("/", 1)[-1]
 
 
-def account_region(arn: object) -> tuple[str, str]:
-    """`arn:aws:ecs:REGION:ACCOUNT:...` -> (ACCOUNT, REGION); ("", "") for anything else."""
+def account_of(value: object) -> str:
+    """A 12-digit account id, or "" for anything else."""
+    return value if isinstance(value, str) and _ACCOUNT.fullmatch(value) else ""
+
+
+def region_of(value: object) -> str:
+    """A region name such as `eu-west-1` or `us-gov-west-1`, or "" for anything else."""
+    return value if isinstance(value, str) and _REGION.fullmatch(value) else ""
+
+
+def account_region(arn: object, envelope: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """(account, region) of `arn:partition:service:region:account:...`; where the ARN lacks one,
+    the EventBridge envelope's `account` / `region`; "" where neither has a valid one."""
     parts = arn.split(":", 5) if isinstance(arn, str) else []
-    return (parts[4], parts[3]) if len(parts) == 6 and parts[0] == "arn" else ("", "")
+    account = account_of(parts[4]) if len(parts) == 6 else ""
+    region = region_of(parts[3]) if len(parts) == 6 else ""
+    if envelope is not None:
+        account = account or account_of(envelope.get("account"))
+        region = region or region_of(envelope.get("region"))
+    return account, region

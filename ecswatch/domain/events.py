@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.services import Kind, ServiceEvent, parse_service_event
 from ecswatch.domain.times import parse_time
 
@@ -69,6 +69,8 @@ class Event:
     event_id: str
     event_time: str
     detail: Mapping[str, Any]
+    account: str = ""  # metric labels: from the ARN, else the envelope (domain.arns)
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ def parse_message(body: str, *, redact: bool = True) -> Parsed:  # noqa: PLR0911
         return Invalid("bad_version", "detail.version must be a non-negative integer", label)
     if redact:
         redact_environment(detail)
+    account, region = account_region(arn, envelope)
     return Event(
         resource=resource,
         detail_type=detail_type,
@@ -172,6 +175,8 @@ def parse_message(body: str, *, redact: bool = True) -> Parsed:  # noqa: PLR0911
         event_id=str(envelope.get("id", "")),
         event_time=str(envelope.get("time", "")),
         detail=detail,
+        account=account,
+        region=region,
     )
 
 
@@ -206,6 +211,8 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
 class FailedStart:
     """Labels of a task that went straight from PENDING to STOPPED."""
 
+    account: str
+    region: str
     cluster: str
     group: str
     stop_code: str
@@ -231,6 +238,8 @@ def failed_start(event: Event, replaced_status: str | None) -> FailedStart | Non
     if not may_be_failed_start(event) or replaced_status == "STOPPED":
         return None
     return FailedStart(
+        account=event.account,
+        region=event.region,
         cluster=cluster_name(detail.get("clusterArn")),
         group=str(detail.get("group") or ""),
         stop_code=str(detail.get("stopCode") or ""),

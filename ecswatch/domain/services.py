@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.times import normalize_time
 
 IMPAIRED = "SERVICE_TASK_START_IMPAIRED"
@@ -37,6 +37,8 @@ class ServiceEvent:
     at: str  # UTC ISO 8601 with milliseconds: sorts like time
     reason: str
     deployment_id: str
+    account: str = ""  # metric labels: from the ARN, else the envelope (domain.arns)
+    region: str = ""
 
     @property
     def sort_key(self) -> str:
@@ -85,6 +87,7 @@ def parse_service_event(
     cluster = cluster_name(cluster_arn)
     if not cluster and len(path) > 1:
         cluster = path[0]
+    account, region = account_region(arn, envelope)
     return ServiceEvent(
         kind=kind,
         service_arn=arn,
@@ -96,4 +99,6 @@ def parse_service_event(
         at=at,
         reason=str(detail.get("reason") or "")[:1000],
         deployment_id=str(detail.get("deploymentId") or ""),
+        account=account,
+        region=region,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
-from ecswatch.dev.simulate import generate
+from ecswatch.dev.simulate import ACCOUNT, REGION, generate
 from tests.conftest import Stack, http_get, wait_for
 from tests.integration.daemon_process import DaemonProcess
 
@@ -75,6 +75,8 @@ def test_two_replicas_on_one_queue_never_double_count(
         counted = sum(
             r.metric(
                 "ecswatch_tasks_pending_to_stopped_total",
+                account=ACCOUNT,
+                region=REGION,
                 cluster=cluster,
                 group=group,
                 stop_code=stop_code,

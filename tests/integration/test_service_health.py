@@ -23,7 +23,9 @@ from ecswatch.daemon.retry import WRITE, Retrier
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Outcome
 from ecswatch.dev.simulate import (
+    ACCOUNT,
     DEFAULT_SERVICES,
+    REGION,
     Service,
     service_arn,
     service_event,
@@ -165,8 +167,12 @@ def test_any_order_and_duplication_counts_each_event_once_and_keeps_the_latest_s
     assert stored == expected_state(deliveries)
 
 
+ORIGIN = {"account": ACCOUNT, "region": REGION}  # of every simulated ARN
+
+
 def gauge(running: Running, name: str, service: str) -> float | None:
-    return running.registry.get_sample_value(name, {"cluster": "prod", "service": service})
+    labels = {**ORIGIN, "cluster": "prod", "service": service}
+    return running.registry.get_sample_value(name, labels)
 
 
 def test_daemon_exports_impairment_and_deployments_from_the_stored_state(
@@ -182,9 +188,10 @@ def test_daemon_exports_impairment_and_deployments_from_the_stored_state(
     assert gauge(running, "ecswatch_service_task_start_impaired", "web") == 0.0
     assert gauge(running, "ecswatch_deployments_in_progress", "billing") == 1.0
     assert gauge(running, "ecswatch_deployments_in_progress", "api") == 0.0
-    labels = {"cluster": "prod", "service": "billing", "event_name": "SERVICE_TASK_START_IMPAIRED"}
+    labels = {**ORIGIN, "cluster": "prod", "service": "billing",
+              "event_name": "SERVICE_TASK_START_IMPAIRED"}  # fmt: skip
     assert running.registry.get_sample_value("ecswatch_service_events_total", labels) == 1.0
-    labels = {"cluster": "prod", "service": "web", "state": "COMPLETED"}
+    labels = {**ORIGIN, "cluster": "prod", "service": "web", "state": "COMPLETED"}
     assert running.registry.get_sample_value("ecswatch_deployments_total", labels) == 1.0
     assert (
         running.events("duplicate", "ECS Service Action")
