@@ -221,6 +221,6 @@ def test_a_service_event_dynamodb_refuses_is_dead_lettered_not_retried(
     stack.send_events([too_big])
     wait_for(lambda: running.processed() >= 1 and stack.queue_counts() == (0, 0))
     [dead] = stack.dead_letters()
-    assert dead["MessageAttributes"]["ecswatch-reason"]["StringValue"] == "rejected_by_dynamodb"
+    assert dead["MessageAttributes"]["ecswatch-reason"]["StringValue"] == "item_too_large"
     assert running.events("invalid", "ECS Service Action") == 1
     assert running.events("failed", "ECS Service Action") == 0
