@@ -24,6 +24,7 @@ THROTTLE_BODY = {
     "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
     "message": "The level of configured provisioned throughput for the table was exceeded.",
 }
+ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
 INTERNAL_ERROR_BODY = {
     "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
     "message": "Internal server error (injected by ecswatch's emulator)",
@@ -44,6 +45,9 @@ class Faults:
     stall_seconds: float = 0.0
     operations: tuple[str, ...] = ("PutItem",)
     down: bool = False  # every request (any service) answers 503, as an outage would
+    #: a systemic fault: every DynamoDB request (any operation) answers HTTP 400 with this
+    #: `__type`, e.g. ACCESS_DENIED, as when someone edits the task role
+    dynamodb_error: str = ""
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -56,7 +60,9 @@ class FaultInjector:
         self.app = app
         self.delay_seconds = delay_seconds
         self.faults = Faults()
-        self.injected: dict[str, int] = {"throttle": 0, "server_error": 0, "stall": 0, "down": 0}
+        self.injected: dict[str, int] = dict.fromkeys(
+            ("throttle", "server_error", "stall", "down", "dynamodb_error"), 0
+        )
         #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
         self.requests: collections.Counter[str] = collections.Counter()
         self._random = random.Random(seed)
@@ -74,6 +80,10 @@ class FaultInjector:
         if faults.down:
             self._count("down")
             return _answer(start_response, "503 Service Unavailable", {"message": "down"})
+        if faults.dynamodb_error and target.startswith("DynamoDB_20120810."):
+            self._count("dynamodb_error")
+            body = {"__type": faults.dynamodb_error, "message": "injected by ecswatch's emulator"}
+            return _answer(start_response, "400 Bad Request", body)
         if target.startswith("DynamoDB_20120810.") and target.split(".", 1)[1] in faults.operations:
             with self._lock:
                 draw = self._random.random()
