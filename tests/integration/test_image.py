@@ -9,6 +9,7 @@ no writable /tmp), a slow stop, or a dependency that drifted from the lock.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -31,7 +32,9 @@ from tests.test_deploy import ROOT
 # A cold first build (debootstrap of the base, then the image) takes ~90 s, more under load.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-TAG = "localhost/ecswatch:test"
+# One tag per test session, so two sessions on one machine never run each other's build; the
+# layers stay cached under it (a warm build takes seconds), the tag is removed afterwards.
+TAG = f"localhost/ecswatch:test-{os.getpid()}"
 MALFORMED = (
     "this is not json",
     json.dumps({"source": "aws.ecs", "detail-type": "ECS Task State Change"}),
@@ -64,7 +67,7 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """The image, built once for this module from the Dockerfile unchanged."""
     containers.require_tools()
     containers.probe()
@@ -72,7 +75,8 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Built:
     result = containers.build(TAG, tmp_path_factory.mktemp("build"))
     built = Built(TAG, time.monotonic() - started, result.stdout + result.stderr)
     built.config = containers.inspect(TAG)
-    return built
+    yield built
+    subprocess.run(["podman", "untag", TAG, TAG], capture_output=True, check=False)
 
 
 class Container:
@@ -325,6 +329,7 @@ def test_image_runs_as_the_task_definition_says(
 
     # Idle now, with the fetchers in a 20 s long poll: a stop well inside an engine's default
     # 10 s, exit code 0 (not 137 from SIGKILL).
+    rss = container.exec("python", "-c", RSS).stdout.strip()
     stopped = time.monotonic()
     stop = subprocess.run(
         ["podman", "stop", "-t", "10", container.name],
@@ -336,7 +341,7 @@ def test_image_runs_as_the_task_definition_says(
     stop_seconds = time.monotonic() - stopped
     print(
         f"\nimage: build {image.seconds:.1f} s, healthy {healthy_after:.1f} s after start, "
-        f"idle stop {stop_seconds:.1f} s"
+        f"PID 1 RSS {rss}, idle stop {stop_seconds:.1f} s"
     )
     assert stop.returncode == 0, stop.stderr
     exit_code = container.state()["ExitCode"]
@@ -348,6 +353,7 @@ def test_image_runs_as_the_task_definition_says(
     assert exit_code == 0
 
 
+RSS = "print(next(l.split(None, 1)[1] for l in open('/proc/1/status') if l.startswith('VmRSS')))"
 PID1 = """
 import json
 cmdline = open("/proc/1/cmdline").read().split("\\0")[:-1]
