@@ -385,3 +385,21 @@ def test_image_healthcheck_reads_the_metrics_port_from_the_config_file(
         check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_simulate_in_the_image_publishes_through_eventbridge(
+    run_image: Callable[..., Container], stack: Stack
+) -> None:
+    """compose's `simulate` service works: the simulator ships in the image and reaches the bus."""
+    container = run_image(
+        "--read-only",
+        "--network=slirp4netns:allow_host_loopback=true",
+        f"--env=ECSWATCH_AWS_ENDPOINT_URL={from_container(stack.emulator.url)}",
+        f"--env=ECSWATCH_AWS_REGION={stack.config.aws.region}",
+        "--env=AWS_ACCESS_KEY_ID=testing",
+        "--env=AWS_SECRET_ACCESS_KEY=testing",
+        command=("simulate", "--events", "12", "--rate", "100"),
+    )
+    state = wait_for(lambda: container.state()["Status"] == "exited" and container.state(), 60)
+    assert state["ExitCode"] == 0, container.logs()
+    assert stack.queue_counts() == (12, 0)
