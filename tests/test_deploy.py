@@ -65,11 +65,24 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     assert "curl" not in text.split("HEALTHCHECK", 1)[1]
 
 
+def test_dockerfile_installs_only_from_the_locks_into_a_venv_without_pip() -> None:
+    """No BuildKit frontend to pull; hash-checked locks; pip and setuptools stay in the builder."""
+    text = dockerfile()
+    assert not re.search(r"^#\s*syntax=", text, re.M | re.I)
+    assert "python -m venv --without-pip /opt/ecswatch" in text
+    installs = re.findall(r"pip (?:--python \S+ )?install\b[^&\n]*", text.replace("\\\n", " "))
+    assert installs
+    for install in installs:
+        assert "--require-hashes" in install or "--no-index" in install, install
+    assert not re.search(r"useradd[^\n]*--system", text)
+
+
 def test_dockerignore_sends_only_the_package() -> None:
     text = (ROOT / ".dockerignore").read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
     assert {"!pyproject.toml", "!README.md", "!ecswatch/"} <= set(lines)
+    assert {"!requirements.lock", "!requirements-build.lock"} <= set(lines)
 
 
 def healthcheck_command() -> list[str]:
