@@ -16,7 +16,7 @@ RUN python -m venv /opt/build \
  && python -m venv --without-pip /opt/ecswatch \
  && /opt/build/bin/pip --python /opt/ecswatch/bin/python install \
       --no-compile --no-deps --require-hashes -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY ecswatch ./ecswatch
 RUN /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /dist . \
  && /opt/build/bin/pip --python /opt/ecswatch/bin/python install \

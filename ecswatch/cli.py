@@ -12,7 +12,7 @@ import structlog
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from ecswatch import __version__
-from ecswatch.config import Config, ConfigError, describe, load_config
+from ecswatch.config import CONFIG_ENV, ENV_PREFIX, Config, ConfigError, describe, load_config
 from ecswatch.domain.arns import account_of, region_of
 from ecswatch.logging import configure_logging, renders_json
 
@@ -26,6 +26,14 @@ NO_REGION = (
 )
 
 
+CONFIG_HELP = f"""configuration:
+  the TOML file given by --config PATH, else ${CONFIG_ENV}, else built-in defaults
+  (every key documented in config.example.toml); then any key overridden by an
+  environment variable {ENV_PREFIX}<SECTION>_<KEY>, e.g. {ENV_PREFIX}SQS_QUEUE_URL.
+  AWS credentials and region come from the standard AWS chain.
+  `ecswatch check-config` prints the effective configuration."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecswatch",
@@ -36,8 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--config", metavar="PATH", help="TOML file (default: $ECSWATCH_CONFIG)")
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=CONFIG_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument(
+            "--config", metavar="PATH", help=f"TOML file (default: ${CONFIG_ENV}, else built-ins)"
+        )
         return sub
 
     command("run", "run the daemon until SIGTERM/SIGINT")
@@ -71,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         "--via",
         choices=("eventbridge", "sqs"),
         default="eventbridge",
-        help="PutEvents on the bus (emulators, LocalStack) or SendMessage to sqs.queue_url "
+        help="eventbridge: each event's first copy by PutEvents on the bus (emulators, "
+        "LocalStack), redeliveries and service events straight to sqs.queue_url, so duplicates "
+        "keep their event id as ECS's do; sqs: everything by SendMessage "
         "(real AWS refuses aws.* sources in PutEvents)",
     )
     report = command("report", "per service: tasks that never started, why, and what runs")
@@ -177,17 +195,18 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import importlib.util  # noqa: PLC0415
+    from ecswatch.dev.emulator import require_moto  # noqa: PLC0415
 
-    # The emulator imports moto only when it starts: look for it first, so an install without
-    # the demo extra (the container image) answers with one line instead of a traceback.
-    if importlib.util.find_spec("moto") is None:
+    try:
+        require_moto()
+    except ModuleNotFoundError as exc:
+        # The one line a newcomer needs after a plain `pip install ecswatch`: no traceback.
         print(
-            "ecswatch: demo needs the embedded emulator (moto is missing): "
+            f"ecswatch: demo needs the embedded AWS emulator ({exc.name} is not installed): "
             "pip install 'ecswatch[demo]'",
             file=sys.stderr,
         )
-        return EXIT_FATAL
+        return EXIT_CONFIG
     from ecswatch.dev.demo import run_demo  # noqa: PLC0415
 
     return run_demo(
@@ -207,20 +226,26 @@ def _simulate(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
     from ecswatch.daemon.aws import make_client  # noqa: PLC0415
-    from ecswatch.dev.publish import put_events, send_messages, simulate  # noqa: PLC0415
+    from ecswatch.dev.publish import (  # noqa: PLC0415
+        EventBridgeRoute,
+        put_events,
+        send_messages,
+        simulate,
+    )
 
-    config = _load(args, require_queue=args.via == "sqs")
     if args.rate <= 0:
-        return config_error("--rate: must be positive", config.log.format)
-    if args.via == "sqs":
-        sqs = make_client("sqs", config.aws)
+        return config_error("--rate: must be positive", _log_format(args))
+    config = _load(args)
+    sqs = make_client("sqs", config.aws)
 
-        def publish(envelopes: Sequence[dict[str, Any]]) -> int:
-            bodies = [json.dumps(e) for e in envelopes]
-            return send_messages(sqs, config.sqs.queue_url, bodies)
-    else:
+    def to_queue(envelopes: Sequence[dict[str, Any]]) -> int:
+        return send_messages(sqs, config.sqs.queue_url, [json.dumps(e) for e in envelopes])
+
+    publish: Callable[[Sequence[dict[str, Any]]], int] = to_queue
+    if args.via == "eventbridge":
         events = make_client("events", config.aws)
-        publish = functools.partial(put_events, events, bus=config.bootstrap.event_bus_name)
+        bus = functools.partial(put_events, events, bus=config.bootstrap.event_bus_name)
+        publish = EventBridgeRoute(bus, to_queue)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
 

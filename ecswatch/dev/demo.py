@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -23,10 +24,15 @@ from ecswatch.daemon.app import Daemon
 from ecswatch.daemon.aws import bootstrap_clients
 from ecswatch.daemon.dynamo import scan
 from ecswatch.daemon.queue import REASON_ATTRIBUTE
-from ecswatch.dev.publish import put_events, send_messages
+from ecswatch.dev.publish import EventBridgeRoute, put_events, send_messages
 from ecswatch.dev.simulate import MALFORMED_BODY, Stream, generate
 from ecswatch.logging import configure_logging
 
+# (counter, its label, the Summary and Truth field): each service event counted once per id.
+COUNTED_SERVICE_EVENTS = (
+    ("ecswatch_service_events_total", "event_name", "service_events"),
+    ("ecswatch_deployments_total", "state", "deployments"),
+)
 EVENTS_PER_TASK = 6.5  # a stream of N events holds about N / 6.5 task lifecycles
 REGION = "us-east-1"
 
@@ -40,6 +46,8 @@ class Summary:
     failed_starts: dict[str, int] = field(default_factory=dict)  # "cluster group stop_code"
     failed_start_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     impaired_services: list[str] = field(default_factory=list)
+    service_events: dict[str, int] = field(default_factory=dict)  # "cluster/service eventName"
+    deployments: dict[str, int] = field(default_factory=dict)  # "cluster/service state"
     outcomes: dict[str, int] = field(default_factory=dict)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
     metrics_url: str = ""
@@ -126,15 +134,28 @@ class Demo:
         envelopes = stream.envelopes
         n_tasks = sum(stream.truth.tasks_by_status().values())
         self.say(
-            f"▸ publishing {len(envelopes)} ECS events through EventBridge PutEvents: "
-            f"{n_tasks} tasks, every event twice, shuffled"
+            f"▸ publishing {len(envelopes)} ECS events ({n_tasks} tasks, every event twice, "
+            "shuffled):\n  first copies by EventBridge PutEvents, redeliveries (same event id) "
+            "and service events straight to SQS"
         )
-        failed = put_events(clients["events"], envelopes[:10], config.bootstrap.event_bus_name)
-        if failed == 0 and _arrives(clients["sqs"], queue_url):
-            put_events(clients["events"], envelopes[10:], config.bootstrap.event_bus_name)
-            return "EventBridge PutEvents → rule → SQS"
+        bus_name = config.bootstrap.event_bus_name
+
+        def bus(batch: Sequence[dict[str, Any]]) -> int:
+            return put_events(clients["events"], batch, bus_name)
+
+        def queue(batch: Sequence[dict[str, Any]]) -> int:
+            return send_messages(clients["sqs"], queue_url, [json.dumps(e) for e in batch])
+
+        route = EventBridgeRoute(bus, queue)
+        # Probe EventBridge with the first copies of the head alone, before anything else queues.
+        head, rest = route.split(envelopes[:20])
+        if bus(head) == 0 and (not head or _arrives(clients["sqs"], queue_url)):
+            queue(rest)
+            for start in range(0, len(envelopes) - 20, 10):
+                route(envelopes[20 + start : 30 + start])
+            return "EventBridge PutEvents → rule → SQS; redeliveries straight to SQS"
         self.say("! EventBridge did not deliver to the queue: falling back to SQS SendMessage")
-        send_messages(clients["sqs"], queue_url, stream.bodies()[10:])
+        queue(head + rest + envelopes[20:])
         return "SQS SendMessage (EventBridge fallback)"
 
     def _wait(self, daemon: Daemon, sqs: Any, queue_url: str, expected: int) -> None:
@@ -186,6 +207,10 @@ class Demo:
                     summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + int(sample.value)
                 if sample.name == "ecswatch_service_task_start_impaired" and sample.value:
                     summary.impaired_services.append(f"{labels['cluster']}/{labels['service']}")
+                for counter, kind, into in COUNTED_SERVICE_EVENTS:
+                    if sample.name == counter and sample.value:
+                        key = f"{labels['cluster']}/{labels['service']} {labels[kind]}"
+                        getattr(summary, into)[key] = int(sample.value)
         report = build_report(clients["dynamodb"], config, hours=24, now=datetime.now(UTC))
         summary.failed_start_reasons = {
             s.group: s.reasons for s in report.services if s.failed_to_start
@@ -204,6 +229,10 @@ class Demo:
         impaired = sorted(name for name, yes in stream.truth.impaired.items() if yes)
         if sorted(summary.impaired_services) != impaired:
             summary.mismatches.append(f"impaired {summary.impaired_services} != {impaired}")
+        for _, _, into in COUNTED_SERVICE_EVENTS:
+            want = {f"{c}/{s} {n}": k for (c, s, n), k in getattr(stream.truth, into).items()}
+            if getattr(summary, into) != want:
+                summary.mismatches.append(f"{into} {getattr(summary, into)} != {want}")
         summary.matches_truth = not summary.mismatches
         return summary
 
@@ -231,11 +260,16 @@ class Demo:
             "Services ECS reports unable to start tasks (SERVICE_TASK_START_IMPAIRED): "
             + (", ".join(sorted(s.impaired_services)) or "none")
         )
+        say(
+            "Service events (each once, however often delivered): "
+            + f"{sum(s.service_events.values())} actions, {sum(s.deployments.values())} "
+            + "deployment changes"
+        )
         say(f"Dead-letter queue: {len(s.dead_letters)} message(s)")
         for dead in s.dead_letters:
             say(f"  reason={dead['reason']}  body={dead['body'][:60]!r}")
         verdict = (
-            "✓ every ARN holds its highest version; counts match the stream"
+            "✓ every ARN holds its highest version; failed-start and service-event counts match"
             if s.matches_truth
             else ("✗ " + "; ".join(s.mismatches))
         )

@@ -30,6 +30,10 @@ INTERNAL_ERROR_BODY = {
     "message": "Internal server error (injected by ecswatch's emulator)",
 }
 
+# DynamoDB applies a conditional UpdateItem atomically; moto does not (two concurrent updates of
+# one item can both pass the condition), so the emulator runs these one at a time. PutItem holds.
+SERIALIZED = frozenset({"DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.TransactWriteItems"})
+
 
 @dataclass
 class Faults:
@@ -67,6 +71,7 @@ class FaultInjector:
         self.requests: collections.Counter[str] = collections.Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self._atomic = threading.Lock()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -98,6 +103,9 @@ class FaultInjector:
             if draw < faults.stall_share:
                 self._count("stall")
                 time.sleep(faults.stall_seconds)
+        if target in SERIALIZED:
+            with self._atomic:  # moto answers inside the call: the whole write is under the lock
+                return list(self.app(environ, start_response))
         return self.app(environ, start_response)
 
     def _count(self, kind: str) -> None:
@@ -112,6 +120,15 @@ def _answer(start_response: Callable[..., Any], status: str, body: dict[str, str
         [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def require_moto() -> None:
+    """Import what the emulator needs, so a missing `demo` extra fails here, before any work.
+
+    Raises ModuleNotFoundError naming the missing module (moto, or one of its server extra's).
+    """
+    import moto.moto_server.werkzeug_app  # noqa: F401, PLC0415 (optional dependency)
+    import werkzeug.serving  # noqa: F401, PLC0415
 
 
 class Emulator:

@@ -23,6 +23,7 @@ from ecswatch.domain.events import (
     SERVICE_ACTION,
     TASK_STATE_CHANGE,
 )
+from ecswatch.domain.services import DEPLOYMENT_PREFIX
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -47,6 +48,13 @@ class Truth:
     )  # (cluster, group, stop_code) -> tasks
     distinct_events: int = 0
     impaired: dict[str, bool] = field(default_factory=dict)  # "cluster/service" -> impaired
+    # Each distinct service event counts once, however often it is delivered:
+    service_events: collections.Counter[tuple[str, str, str]] = field(
+        default_factory=collections.Counter
+    )  # (cluster, service, eventName) of Service Actions
+    deployments: collections.Counter[tuple[str, str, str]] = field(
+        default_factory=collections.Counter
+    )  # (cluster, service, state) of Deployment State Changes
 
     def record(self, arn: str, version: int, status: str) -> None:
         if arn not in self.final or self.final[arn][0] < version:
@@ -248,6 +256,13 @@ def generate(
         health = service_events(services, start)
         truth.impaired = {f"{s.cluster}/{s.name}": s.fails_to_start for s in services}
         truth.distinct_events += len(health)
+        for env in health:
+            cluster, service = env["resources"][0].rsplit("/", 2)[-2:]
+            name = env["detail"]["eventName"]
+            if env["detail-type"] == SERVICE_ACTION:
+                truth.service_events[(cluster, service, name)] += 1
+            else:
+                truth.deployments[(cluster, service, name.removeprefix(DEPLOYMENT_PREFIX))] += 1
         distinct += health
     delivered = [env for env in distinct for _ in range(copies)]
     if shuffle:

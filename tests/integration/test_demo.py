@@ -26,7 +26,7 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_demo_summary_matches_the_truth_of_its_stream() -> None:
     result = run_demo("--json")
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     summary = json.loads(result.stdout)
     truth = generate(
         tasks=max(4, round(EVENTS / EVENTS_PER_TASK)),
@@ -44,6 +44,13 @@ def test_demo_summary_matches_the_truth_of_its_stream() -> None:
         "service:billing": {"CannotPullContainerError": sum(truth.failed_starts.values())}
     }
     assert summary["impaired_services"] == ["prod/billing"]
+    # Every service event counted once although each was delivered twice.
+    assert summary["service_events"] == {
+        f"{c}/{s} {name}": n for (c, s, name), n in truth.service_events.items()
+    }
+    assert summary["deployments"] == {
+        f"{c}/{s} {state}": n for (c, s, state), n in truth.deployments.items()
+    }
     assert summary["dead_letters"] == [
         {"reason": "not_json", "body": summary["dead_letters"][0]["body"]}
     ]

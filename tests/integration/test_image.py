@@ -276,7 +276,7 @@ def test_demo_in_the_image_fails_with_one_line(run_image: Callable[..., Containe
     """The image carries no emulator (moto): `ecswatch demo` says so in one line."""
     container = run_image("--read-only", command=("demo",))
     code = wait_for(lambda: container.state()["Status"] == "exited" and container.state(), 30)
-    assert code["ExitCode"] == 1
+    assert code["ExitCode"] == 2
     lines = container.logs()
     assert len(lines) == 1, lines
     assert "pip install 'ecswatch[demo]'" in lines[0]
