@@ -7,7 +7,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The builder's tools (pip, the locked setuptools) stay in /opt/build, which is not shipped.
+# The builder's tools (pip, the locked build backend, hatchling) stay in /opt/build, which is not shipped.
 # Dependencies come only from the committed locks, hash-checked: two builds of one commit
 # install the same files (`make lock` refreshes them, deliberately).
 COPY requirements-build.lock requirements.lock ./
