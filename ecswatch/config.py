@@ -40,27 +40,44 @@ def _opt(default: Any, check: Check | None = None, doc: str = "") -> Any:
 
 @dataclass(frozen=True, slots=True)
 class AwsConfig:
-    region: str = _opt("", doc="AWS region; empty: the standard chain (AWS_REGION, profile, ...)")
-    endpoint_url: str = _opt("", _url_or_empty, "emulator/LocalStack endpoint; empty for AWS")
+    region: str = _opt("", doc="empty: AWS_REGION / AWS_DEFAULT_REGION / profile")
+    endpoint_url: str = _opt(
+        "", _url_or_empty, 'LocalStack or an emulator, e.g. "http://localstack:4566"; empty for AWS'
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class SqsConfig:
-    queue_url: str = _opt("", _url_or_empty, "the queue the EventBridge rule feeds (required)")
-    dead_letter_queue_url: str = _opt("", _url_or_empty, "where invalid messages go, with reason")
-    wait_time_seconds: int = _opt(20, _between(0, 20), "long-poll wait")
-    max_messages: int = _opt(10, _between(1, 10), "messages per ReceiveMessage")
-    visibility_timeout: int = _opt(60, _between(5, 43200), "seconds; extended while work runs")
+    queue_url: str = _opt("", _url_or_empty, "required: the queue the EventBridge rule feeds")
+    dead_letter_queue_url: str = _opt(
+        "",
+        _url_or_empty,
+        "invalid messages are copied here with their reason; empty: left for the queue's own "
+        "redrive policy",
+    )
+    wait_time_seconds: int = _opt(
+        20, _between(0, 20), "long poll, 0..20; keep it below workers.shutdown_timeout"
+    )
+    max_messages: int = _opt(10, _between(1, 10), "per ReceiveMessage, 1..10")
+    visibility_timeout: int = _opt(
+        60,
+        _between(5, 43200),
+        "seconds a received message stays invisible; heartbeated while in work",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class DynamoDbConfig:
-    task_table: str = _opt("ECSTaskState", _nonempty, "table keyed by taskArn")
+    task_table: str = _opt("ECSTaskState", _nonempty, "key: taskArn (S)")
     container_instance_table: str = _opt(
-        "ECSCtrInstanceState", _nonempty, "table keyed by containerInstanceArn"
+        "ECSCtrInstanceState", _nonempty, "key: containerInstanceArn (S)"
     )
-    stopped_task_ttl_days: int = _opt(7, _between(0, 36500), "expiresAt on STOPPED tasks; 0: off")
-    service_table: str = _opt("ECSServiceState", _nonempty, "table keyed by serviceArn")
+    stopped_task_ttl_days: int = _opt(
+        7, _between(0, 36500), "expiresAt on STOPPED tasks (the table's TTL attribute); 0: never"
+    )
+    service_table: str = _opt(
+        "ECSServiceState", _nonempty, "key: serviceArn (S); service actions and deployments"
+    )
 
     def state_tables(self) -> dict[Resource, str]:
         """The one mapping from a resource kind to its versioned table."""
@@ -72,50 +89,79 @@ class DynamoDbConfig:
 
 @dataclass(frozen=True, slots=True)
 class WorkersConfig:
-    count: int = _opt(4, _between(1, 256), "worker threads, each long-polling")
-    shutdown_timeout: float = _opt(25.0, _between(1, 3600), "seconds to drain on SIGTERM")
+    count: int = _opt(
+        4,
+        _between(1, 256),
+        "threads writing events to DynamoDB; fetcher threads (one per three workers, at least "
+        "two) long-poll SQS for them",
+    )
+    shutdown_timeout: float = _opt(
+        25.0,
+        _between(1, 3600),
+        "seconds to drain on SIGTERM; below ECS's default 30 s stopTimeout",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
-    host: str = _opt("0.0.0.0", _nonempty, "bind address of /metrics /healthz /readyz")
-    port: int = _opt(9108, _between(0, 65535), "0 picks a free port")
+    host: str = _opt("0.0.0.0", _nonempty, "/metrics, /healthz, /readyz")
+    port: int = _opt(9108, _between(0, 65535), "0 picks a free port (logged at start)")
     service_state_refresh_seconds: float = _opt(
-        30.0, _between(0, 3600), "rescan of the service table for gauges; 0: own writes only"
+        30.0,
+        _between(0, 3600),
+        "rescan of the service table behind the service gauges; 0: own writes only",
     )
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    level: str = _opt("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-    format: str = _opt("auto", _one_of("auto", "json", "console"), "auto: console on a TTY")
+    level: str = _opt(
+        "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG, INFO, WARNING, ERROR"
+    )
+    format: str = _opt(
+        "auto",
+        _one_of("auto", "json", "console"),
+        "json, console, or auto (console on a terminal, else JSON)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class EventsConfig:
-    redact_environment: bool = _opt(True, doc="replace container override env values by ***")
+    redact_environment: bool = _opt(
+        True, doc='store container override environment values as "***"'
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class BootstrapConfig:
-    queue_name: str = _opt("ecswatch-events", _nonempty, "used when sqs.queue_url is empty")
-    dead_letter_queue_name: str = _opt("ecswatch-events-dlq", _nonempty, "same, for the DLQ")
-    max_receive_count: int = _opt(5, _between(1, 1000), "receives before SQS redrives to the DLQ")
-    rule_name: str = _opt("ecswatch-ecs-events", _nonempty, "EventBridge rule (source aws.ecs)")
+    """used by `ecswatch bootstrap` only"""
+
+    queue_name: str = _opt("ecswatch-events", _nonempty, "when sqs.queue_url is empty")
+    dead_letter_queue_name: str = _opt(
+        "ecswatch-events-dlq", _nonempty, "when sqs.dead_letter_queue_url is empty"
+    )
+    max_receive_count: int = _opt(
+        5, _between(1, 1000), "receives before SQS moves a message to the DLQ"
+    )
+    rule_name: str = _opt(
+        "ecswatch-ecs-events", _nonempty, "EventBridge rule matching source aws.ecs"
+    )
     event_bus_name: str = _opt("default", _nonempty, "AWS services publish on the default bus")
 
 
 @dataclass(frozen=True, slots=True)
 class ReconcileConfig:
+    """the daemon's passes against the ECS API (and `ecswatch reconcile`)"""
+
     interval_seconds: float = _opt(
-        300.0, _between(0, 86400), "seconds between passes against the ECS API; 0: off"
+        300.0, _between(0, 86400), "seconds between passes, by one replica at a time; 0: off"
     )
     clusters: str = _opt("", doc="comma-separated cluster names or ARNs; empty: every cluster")
     lease_seconds: float = _opt(
-        60.0, _between(3, 3600), "one replica reconciles; a dead one's lease expires after this"
+        60.0, _between(3, 3600), "a dead reconciler's lease expires after this; another takes over"
     )
     max_api_calls_per_second: float = _opt(
-        5.0, _between(0.1, 100), "ECS API calls per second; halved while ECS throttles"
+        5.0, _between(0.1, 100), "ECS API calls per second of a pass; halved while ECS throttles"
     )
 
     def cluster_list(self) -> list[str]:
