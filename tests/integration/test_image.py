@@ -396,6 +396,8 @@ def test_simulate_in_the_image_publishes_through_eventbridge(
         "--network=slirp4netns:allow_host_loopback=true",
         f"--env=ECSWATCH_AWS_ENDPOINT_URL={from_container(stack.emulator.url)}",
         f"--env=ECSWATCH_AWS_REGION={stack.config.aws.region}",
+        # Redeliveries go straight to the queue (they keep their event id), as compose sets it.
+        f"--env=ECSWATCH_SQS_QUEUE_URL={from_container(stack.resources.queue_url)}",
         "--env=AWS_ACCESS_KEY_ID=testing",
         "--env=AWS_SECRET_ACCESS_KEY=testing",
         command=("simulate", "--events", "12", "--rate", "100"),
