@@ -17,7 +17,7 @@ from ecswatch.daemon.http import HttpServer
 from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.processor import Processor
 from ecswatch.daemon.queue import Queue
-from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier
+from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Store
 from ecswatch.daemon.worker import WorkerPool, deleter_threads, fetcher_threads
@@ -99,9 +99,13 @@ class Daemon:
             sqs,
             cfg.sqs.queue_url,
             dead_letter_queue_url=cfg.sqs.dead_letter_queue_url,
-            retrier=Retrier(QUEUE_OP, abort=abort, on_retry=self.metrics.count_retry),
+            retrier=Retrier(
+                QUEUE_OP, abort=abort, quota=self._quota("sqs"), on_retry=self.metrics.count_retry
+            ),
         )
-        write_retrier = Retrier(WRITE, abort=abort, on_retry=self.metrics.count_retry)
+        write_retrier = Retrier(
+            WRITE, abort=abort, quota=self._quota("dynamodb"), on_retry=self.metrics.count_retry
+        )
         store = Store(
             dynamodb, self._tables, write_retrier, observe_write=self.metrics.observe_write
         )
@@ -136,6 +140,13 @@ class Daemon:
             abort=abort,
         )
         self._pool.start()
+
+    def _quota(self, service: str) -> RetryQuota:
+        """One retry budget per service for the whole process, as botocore keeps one per
+        client: every thread's retries draw on it."""
+        quota = RetryQuota()
+        self.metrics.retry_budget.labels(service=service).set_function(lambda: quota.tokens)
+        return quota
 
     def stop(self) -> bool:
         """Drain the workers under shutdown_timeout, then the HTTP server; True if all drained."""

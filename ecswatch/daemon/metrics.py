@@ -66,6 +66,13 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
+        self.retry_budget = Gauge(
+            "ecswatch_retry_budget_tokens",
+            "Tokens left in the process's retry budget, by service (500 when all is well; "
+            "at 0, failures are final at once and the consumer pauses).",
+            ["service"],
+            registry=registry,
+        )
         self.write_seconds = Histogram(
             "ecswatch_write_seconds",
             "Duration of one conditional PutItem call.",

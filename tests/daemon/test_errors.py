@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from botocore.exceptions import (
     ClientError,
@@ -11,6 +13,7 @@ from botocore.exceptions import (
 )
 
 from ecswatch.daemon.errors import PAUSE_REASONS, item_fault, systemic_reason
+from ecswatch.daemon.retry import WRITE, Retrier, RetryQuota
 
 
 def client_error(code: str, message: str = "x", status: int = 400) -> ClientError:
@@ -95,3 +98,35 @@ def test_the_worlds_failures_have_a_pause_reason(error: BaseException, reason: s
 def test_a_bug_is_not_systemic() -> None:
     """A Python error in our code is no reason to pause every replica's consumer."""
     assert systemic_reason(ValueError("a bug")) is None
+
+
+def test_the_retry_budget_is_spent_by_retries_and_refilled_by_successes() -> None:
+    """Like botocore's retry quota: 5 a retry, 10 after a timeout, given back on success."""
+    quota = RetryQuota(capacity=12)
+    assert quota.acquire(client_error("ThrottlingException")) == 5
+    assert quota.acquire(ReadTimeoutError(endpoint_url="http://x")) == 0  # 7 left, costs 10
+    assert quota.acquire(client_error("ThrottlingException")) == 5
+    assert quota.acquire(client_error("ThrottlingException")) == 0
+    quota.succeeded(5)
+    quota.succeeded(0)  # a first-attempt success earns one
+    assert quota.tokens == 8
+    quota.succeeded(100)
+    assert quota.tokens == 12
+
+
+def test_a_spent_budget_makes_the_failure_final_at_once() -> None:
+    """Once the shared budget is empty no thread retries: load does not multiply."""
+    quota, calls, sleeps = RetryQuota(capacity=10), [], []
+
+    def throttled() -> None:
+        calls.append(1)
+        raise client_error("ThrottlingException")
+
+    retrier = Retrier(WRITE, abort=threading.Event(), quota=quota, sleep=sleeps.append)
+    with pytest.raises(ClientError):
+        retrier("PutItem", throttled)
+    assert len(calls) == 3  # two retries of 5 tokens, then the budget is spent
+    assert quota.tokens == 0
+    with pytest.raises(ClientError):
+        retrier("PutItem", throttled)
+    assert len(calls) == 4
