@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,16 @@ def _url_or_empty(v: str) -> str | None:
 
 def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
+
+
+def _organization_id(v: str) -> str | None:
+    return None if re.fullmatch(r"(o-[a-z0-9]{10,32})?", v) else "must be an o-... id or empty"
+
+
+def _account_ids(v: str) -> str | None:
+    ids = [part.strip() for part in v.split(",") if part.strip()]
+    bad = [i for i in ids if not re.fullmatch(r"\d{12}", i)]
+    return f"must be 12-digit account ids, comma-separated; not {', '.join(bad)}" if bad else None
 
 
 def _opt(default: Any, check: Check | None = None, doc: str = "") -> Any:
@@ -146,7 +157,15 @@ class BootstrapConfig:
     rule_name: str = _opt(
         "ecswatch-ecs-events", _nonempty, "EventBridge rule matching source aws.ecs"
     )
-    event_bus_name: str = _opt("default", _nonempty, "AWS services publish on the default bus")
+    event_bus_name: str = _opt(
+        "default", _nonempty, '"default": this account\'s events; else a central bus'
+    )
+    organization_id: str = _opt(
+        "", _organization_id, "o-...: every account of it may put events on the bus"
+    )
+    member_account_ids: str = _opt(
+        "", _account_ids, "or these, comma-separated 12-digit account ids"
+    )
 
 
 @dataclass(frozen=True, slots=True)

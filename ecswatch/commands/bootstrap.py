@@ -1,4 +1,5 @@
-"""Idempotent infrastructure: queue + DLQ with redrive, both tables, the rule, the queue policy.
+"""Idempotent infrastructure: queue + DLQ with redrive, the tables (TTL, point-in-time
+recovery), the event bus and its policy (commands.event_bus), the rule, the queue policy.
 
 Each step looks first and acts only on what is missing or ours-but-drifted; a resource that
 exists in a shape ecswatch cannot use (a table keyed on another attribute, a redrive to
@@ -13,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecswatch.commands.event_bus import ensure_bus, ensure_bus_policy
 from ecswatch.config import Config, override
 from ecswatch.domain.events import Resource
 
@@ -29,7 +31,7 @@ class BootstrapError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # queue, table, ttl, rule, target, policy
+    kind: str  # queue, table, ttl, pitr, bus, bus-policy, rule, target, policy
     name: str
     action: str  # created, updated, exists
 
@@ -80,6 +82,13 @@ def bootstrap(config: Config, *, sqs: Any, dynamodb: Any, events: Any) -> Bootst
         ("serviceArn", config.dynamodb.service_table),
     ):
         _ensure_table(dynamodb, table, key, changes)
+        _ensure_point_in_time_recovery(dynamodb, table, changes)
+
+    def record(kind: str, name: str, action: str) -> None:
+        changes.append(Change(kind, name, action))
+
+    bus_arn = ensure_bus(events, config.bootstrap, record)
+    ensure_bus_policy(events, config.bootstrap, bus_arn, record)
     rule_arn = _ensure_rule(events, config, changes)
     _ensure_target(events, config, queue_arn, changes)
     _ensure_queue_policy(sqs, queue_url, queue_arn, rule_arn, changes)
@@ -186,6 +195,20 @@ def _ensure_table(dynamodb: Any, table: str, key: str, changes: list[Change]) ->
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
     )
     changes.append(Change("ttl", f"{table}.{TTL_ATTRIBUTE}", "created"))
+
+
+def _ensure_point_in_time_recovery(dynamodb: Any, table: str, changes: list[Change]) -> None:
+    """As the CloudFormation stack does: a table of state is restorable to any second."""
+    backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+    status = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    if status == "ENABLED":
+        changes.append(Change("pitr", table, "exists"))
+        return
+    dynamodb.update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    changes.append(Change("pitr", table, "created"))
 
 
 def _ensure_rule(events: Any, config: Config, changes: list[Change]) -> str:

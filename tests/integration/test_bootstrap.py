@@ -28,7 +28,8 @@ def test_bootstrap_creates_everything_then_is_a_no_op(fresh: Config, emulator: E
     clients = make_clients(emulator.url)
     first = bootstrap(fresh, **clients)
     assert {c.action for c in first.changes} == {"created"}
-    assert {c.kind for c in first.changes} == {"queue", "table", "ttl", "rule", "target", "policy"}
+    assert {c.kind for c in first.changes} == {
+        "queue", "table", "ttl", "pitr", "rule", "target", "policy"}  # fmt: skip
     second = bootstrap(fresh, **clients)
     assert {c.action for c in second.changes} == {"exists"}
     assert (second.queue_url, second.dead_letter_queue_url) == (
@@ -143,3 +144,66 @@ def test_cli_bootstrap_conflict_exits_1_without_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith("ecswatch: bootstrap: table ECSCtrInstanceState exists")
     assert "Traceback" not in err
+
+
+def test_bootstrap_enables_point_in_time_recovery_on_every_table(
+    fresh: Config, emulator: Emulator
+) -> None:
+    """As the CloudFormation stack does: state tables are restorable."""
+    clients = make_clients(emulator.url)
+    bootstrap(fresh, **clients)
+    for table in ("ECSTaskState", "ECSCtrInstanceState", "ECSServiceState"):
+        backups = clients["dynamodb"].describe_continuous_backups(TableName=table)
+        pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_a_central_bus_is_created_with_a_policy_admitting_the_organization_and_accounts(
+    fresh: Config, emulator: Emulator
+) -> None:
+    """bootstrap.event_bus_name other than default: the bus, its policy, the rule on it."""
+    clients = make_clients(emulator.url)
+    events = clients["events"]
+    config = dataclasses.replace(fresh, bootstrap=dataclasses.replace(
+        fresh.bootstrap, event_bus_name="ecs-org", organization_id="o-a1b2c3d4e5",
+        member_account_ids="111111111111, 222222222222"))  # fmt: skip
+    # Someone else's statement on the same bus survives ours.
+    events.create_event_bus(Name="ecs-org")
+    events.put_permission(EventBusName="ecs-org", Action="events:PutEvents",
+                          Principal="333333333333", StatementId="theirs")  # fmt: skip
+    first = bootstrap(config, **clients)
+    assert {(c.kind, c.action) for c in first.changes if c.kind.startswith("bus")} == {
+        ("bus", "exists"), ("bus-policy", "created")}  # fmt: skip
+    bus = events.describe_event_bus(Name="ecs-org")
+    statements = {s["Sid"]: s for s in json.loads(bus["Policy"])["Statement"]}
+    assert set(statements) == {"theirs", "ecswatch-organization", "ecswatch-member-accounts"}
+    org = statements["ecswatch-organization"]
+    assert org["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+    assert (org["Principal"], org["Action"], org["Resource"]) == ("*", "events:PutEvents",
+                                                                  bus["Arn"])  # fmt: skip
+    assert statements["ecswatch-member-accounts"]["Principal"] == {"AWS": [
+        "arn:aws:iam::111111111111:root", "arn:aws:iam::222222222222:root"]}  # fmt: skip
+    assert events.describe_rule(Name=config.bootstrap.rule_name, EventBusName="ecs-org")["Arn"]
+    again = bootstrap(config, **clients)
+    assert {c.action for c in again.changes} == {"exists"}
+    # Fewer members: our statement follows the configuration, theirs stays.
+    fewer = dataclasses.replace(config, bootstrap=dataclasses.replace(
+        config.bootstrap, organization_id=""))  # fmt: skip
+    bootstrap(fewer, **clients)
+    sids = {s["Sid"] for s in json.loads(events.describe_event_bus(Name="ecs-org")["Policy"])[
+        "Statement"]}  # fmt: skip
+    assert sids == {"theirs", "ecswatch-member-accounts"}
+
+
+def test_a_new_central_bus_is_created(fresh: Config, emulator: Emulator) -> None:
+    """A bus that does not exist yet is made, and events put on it reach the queue."""
+    clients = make_clients(emulator.url)
+    config = dataclasses.replace(
+        fresh, bootstrap=dataclasses.replace(fresh.bootstrap, event_bus_name="ecs-central")
+    )
+    result = bootstrap(config, **clients)
+    assert ("bus", "ecs-central", "created") in {(c.kind, c.name, c.action) for c in result.changes}
+    clients["events"].put_events(Entries=[{"Source": "aws.ecs", "DetailType": "ECS Task State "
+        "Change", "Detail": "{}", "EventBusName": "ecs-central"}])  # fmt: skip
+    got = clients["sqs"].receive_message(QueueUrl=result.queue_url, WaitTimeSeconds=1)
+    assert len(got.get("Messages", [])) == 1
