@@ -164,6 +164,7 @@ class Stack:
             ECSWATCH_METRICS_HOST="127.0.0.1",
             ECSWATCH_METRICS_PORT="0",
             ECSWATCH_LOG_FORMAT="json",
+            ECSWATCH_RECONCILE_INTERVAL_SECONDS="0",
         )
         env.update(overrides)
         return env
@@ -191,6 +192,8 @@ def stack(emulator: Emulator) -> Stack:
         sqs={"wait_time_seconds": 1},
         metrics={"host": "127.0.0.1", "port": 0},
         workers={"shutdown_timeout": 10.0},
+        # Off unless a test is about it: its ECS and DynamoDB calls would blur exact counts.
+        reconcile={"interval_seconds": 0.0},
     )
     return Stack(emulator, config, resources, **clients)
 

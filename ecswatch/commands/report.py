@@ -14,6 +14,7 @@ from typing import Any
 
 from ecswatch.config import Config
 from ecswatch.daemon.dynamo import scan
+from ecswatch.daemon.lease import is_lease_key
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.times import normalize_time
 
@@ -101,7 +102,10 @@ def build_report(
                 reason = reason_of(str(task.get("stoppedReason") or ""))
                 entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
     for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
-        if (origin := wanted(state.get("serviceArn"))) is None:
+        if (
+            is_lease_key(state.get("serviceArn"))
+            or (origin := wanted(state.get("serviceArn"))) is None
+        ):
             continue
         entry = service(
             origin, str(state.get("clusterName", "")), f"service:{state.get('serviceName', '')}"

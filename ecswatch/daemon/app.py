@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType
 
 import structlog
@@ -17,6 +18,8 @@ from ecswatch.daemon.http import HttpServer
 from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.processor import Processor
 from ecswatch.daemon.queue import Queue
+from ecswatch.daemon.reconcile_metrics import ReconcileMetrics
+from ecswatch.daemon.reconciler import Reconciler
 from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Store
@@ -38,6 +41,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self._pool: WorkerPool | None = None
         self._service_state: ServiceStateCollector | None = None
+        self._reconciler: Reconciler | None = None
         self.http = HttpServer(
             config.metrics.host,
             config.metrics.port,
@@ -140,6 +144,25 @@ class Daemon:
             abort=abort,
         )
         self._pool.start()
+        self._start_reconciler(dynamodb, store)
+
+    def _start_reconciler(self, dynamodb: object, store: Store) -> None:
+        """Its own thread and ECS client: nothing in the pipeline waits on it."""
+        cfg = self.config
+        metrics = ReconcileMetrics(
+            self.metrics.registry, interval_seconds=cfg.reconcile.interval_seconds
+        )
+        if cfg.reconcile.interval_seconds <= 0:
+            return
+        self._reconciler = Reconciler(
+            cfg,
+            ecs=make_client("ecs", cfg.aws),
+            dynamodb=dynamodb,
+            store=store,
+            metrics=metrics,
+            count_failed_start=self.metrics.count_failed_start,
+        )
+        self._reconciler.start()
 
     def _quota(self, service: str) -> RetryQuota:
         """One retry budget per service for the whole process, as botocore keeps one per
@@ -152,10 +175,15 @@ class Daemon:
         """Drain the workers under shutdown_timeout, then the HTTP server; True if all drained."""
         timeout = self.config.workers.shutdown_timeout
         log.info("ecswatch_stopping", shutdown_timeout=timeout)
+        started = time.monotonic()
+        if self._reconciler is not None:
+            self._reconciler.stop()  # abandons its pass while the workers drain
         # Workers stop before the HTTP server so health checks stay green while we drain.
         drained = self._pool.shutdown(timeout - 0.5) if self._pool is not None else True
         if self._service_state is not None:
             self._service_state.stop()
+        if self._reconciler is not None:
+            self._reconciler.join(timeout - 0.5 - (time.monotonic() - started))
         self.http.stop()
         log.info("ecswatch_stopped", drained=drained)
         return drained

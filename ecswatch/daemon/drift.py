@@ -230,6 +230,8 @@ class Pass:
 
     def _mark_vanished(self, kind: Kind, listed: dict[str, set[str]]) -> None:
         """Items of these clusters the table shows alive that ECS did not list: confirm, mark."""
+        if not listed:
+            return
         table, key = self._tables[kind.resource], kind.resource.key
         fields = (key, "clusterArn", "version", kind.status_field)
         candidates: dict[str, list[dict[str, Any]]] = {}

@@ -39,19 +39,15 @@ class Stopping(Exception):  # noqa: N818 (a signal, not an error)
 
 
 class RateLimiter:
-    """At most `rate` calls per second; halved on throttling down to `floor`, reset per pass."""
+    """At most `rate` calls per second: halved on throttling (down to a sixteenth), and grown
+    back by a twentieth per accepted call (AIMD, as TCP and botocore's adaptive mode do)."""
 
     def __init__(
-        self,
-        rate: float,
-        stop: threading.Event,
-        *,
-        floor: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
+        self, rate: float, stop: threading.Event, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.initial_rate = rate
         self.rate = rate
-        self._floor = min(floor, rate)
+        self._floor = rate / 16
         self._stop = stop
         self._clock = clock
         self._next = 0.0
@@ -62,6 +58,9 @@ class RateLimiter:
 
     def throttled(self) -> None:
         self.rate = max(self._floor, self.rate / 2)
+
+    def accepted(self) -> None:
+        self.rate = min(self.initial_rate, self.rate + self.initial_rate / 20)
 
     def acquire(self) -> None:
         with self._lock:
@@ -91,12 +90,14 @@ class EcsApi:
         self.limiter = limiter
         self._on_call = on_call
         self._on_throttle = on_throttle
+        self.calls = 0  # made so far, retries included
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         method = getattr(self._client, _snake(operation))
 
         def attempt() -> dict[str, Any]:
             self.limiter.acquire()
+            self.calls += 1
             self._on_call(operation)
             try:
                 response: dict[str, Any] = method(**params)
@@ -105,6 +106,7 @@ class EcsApi:
                     self._on_throttle(operation)
                     self.limiter.throttled()
                 raise
+            self.limiter.accepted()
             return response
 
         return self._retrier(operation, attempt)

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecswatch import __version__
 from ecswatch.daemon.errors import PAUSE_REASONS
-from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
+from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE, FailedStart
 
 OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed")
 INVALID_REASONS = (
@@ -131,6 +131,16 @@ class Metrics:
             ["account", "region", "cluster", "service", "state"],
             registry=registry,
         )
+
+    def count_failed_start(self, failed: FailedStart) -> None:
+        """The one place a PENDING→STOPPED task is counted (processor and reconciler)."""
+        self.pending_to_stopped.labels(
+            account=failed.account,
+            region=failed.region,
+            cluster=failed.cluster,
+            group=failed.group,
+            stop_code=failed.stop_code,
+        ).inc()
 
     def count_retry(self, operation: str) -> None:
         self.retries.labels(operation=operation).inc()

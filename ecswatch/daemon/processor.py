@@ -100,13 +100,7 @@ class Processor:
                 self._metrics.event_lag.observe(lag)
             failed = failed_start(event, result.other_status)
             if failed is not None:
-                self._metrics.pending_to_stopped.labels(
-                    account=failed.account,
-                    region=failed.region,
-                    cluster=failed.cluster,
-                    group=failed.group,
-                    stop_code=failed.stop_code,
-                ).inc()
+                self._metrics.count_failed_start(failed)
         log.info(
             "message_processed",
             message_id=message.message_id,

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ecswatch.daemon.dynamo import is_condition_failure, scan, write
+from ecswatch.daemon.lease import is_lease_key
 from ecswatch.daemon.retry import Retrier
 from ecswatch.daemon.store import Outcome
 from ecswatch.domain.arns import account_region
@@ -159,6 +160,7 @@ class ServiceStore:
                 deployment_state=item.get("deploymentState"),
             )
             for item in scan(self._client, self.table, fields)
+            if not is_lease_key(item["serviceArn"])
         }
 
 

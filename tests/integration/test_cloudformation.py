@@ -8,8 +8,10 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
+from ecswatch.daemon.ecs import OPERATIONS as ECS_OPERATIONS
 from ecswatch.daemon.metrics import OPERATIONS
 from tests.conftest import Running, Stack, wait_for
+from tests.integration.test_reconcile import ecs_with_tasks
 from tests.test_deploy import ROOT, run, tool
 
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "ecswatch.yaml"
@@ -22,6 +24,8 @@ IAM_ACTION = {
     "PutItem": "dynamodb:PutItem",
     "UpdateItem": "dynamodb:UpdateItem",
     "Scan": "dynamodb:Scan",
+    "BatchGetItem": "dynamodb:BatchGetItem",
+    **{op: f"ecs:{op}" for op in ECS_OPERATIONS},
 }
 
 
@@ -48,7 +52,9 @@ def test_template_passes_cfn_lint() -> None:
 def test_task_role_grants_exactly_the_operations_ecswatch_uses() -> None:
     # The retried operations, plus the two that are not retried per call (the poll loop and the
     # service-state refresher back off on their own).
-    assert granted() == {IAM_ACTION[op] for op in (*OPERATIONS, "ReceiveMessage", "Scan")}
+    # Reconciliation adds its ECS reads and the BatchGetItem that compares versions.
+    used = (*OPERATIONS, "ReceiveMessage", "Scan", "BatchGetItem", *ECS_OPERATIONS)
+    assert granted() == {IAM_ACTION[op] for op in used}
 
 
 def test_a_real_run_needs_nothing_the_role_does_not_grant(
@@ -59,14 +65,16 @@ def test_a_real_run_needs_nothing_the_role_does_not_grant(
                     "detail": {"taskArn": f"arn:t{i}", "version": 1}})
         for i in range(5)
     ])  # fmt: skip
+    ecs_with_tasks(stack, 1)
     stack.emulator.injector.requests.clear()
-    running = start_daemon()
+    running = start_daemon(reconcile={"interval_seconds": 60.0})
     wait_for(lambda: running.processed() >= 6)
+    wait_for(lambda: running.value("ecswatch_reconcile_passes_total", result="success") == 1)
     running.daemon.stop()
     observed = {
         target.split(".", 1)[1]
         for target in stack.emulator.injector.requests
-        if target.startswith(("AmazonSQS.", "DynamoDB_20120810."))
+        if target.startswith(("AmazonSQS.", "DynamoDB_20120810.", "AmazonEC2ContainerService"))
     }
     assert {"ReceiveMessage", "PutItem", "DeleteMessageBatch", "SendMessage"} <= observed
     assert {IAM_ACTION[op] for op in observed} <= granted()

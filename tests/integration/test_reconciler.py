@@ -1,0 +1,114 @@
+"""Reconciliation inside the daemon: its thread, the lease between replicas, throttling, stop."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from ecswatch.dev.simulate import generate
+from ecswatch.domain.events import TASK_STATE_CHANGE
+from tests.conftest import Running, Stack, wait_for
+from tests.integration.daemon_process import DaemonProcess
+from tests.integration.test_reconcile import ecs_with_tasks, put_task, task_arn
+
+FAST = {"interval_seconds": 1.0, "lease_seconds": 3.0, "max_api_calls_per_second": 50.0}
+
+
+def lease_item(stack: Stack) -> dict[str, object]:
+    item = stack.dynamodb.get_item(
+        TableName=stack.config.dynamodb.service_table,
+        Key={"serviceArn": {"S": "ecswatch:lease:reconcile"}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def test_daemon_seeds_the_table_and_marks_a_lost_stop(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """Tasks running before ecswatch started are seeded; one whose STOPPED was lost is marked."""
+    _, arns = ecs_with_tasks(stack, 3)
+    lost = task_arn("stopped-while-we-were-away")
+    put_task(stack, lost, 7, "RUNNING")
+    running = start_daemon(reconcile=FAST)
+    fixed = lambda kind: running.value(  # noqa: E731
+        "ecswatch_reconcile_fixes_total", account="123456789012", region="us-east-1",
+        cluster="prod", resource="task", kind=kind,
+    )  # fmt: skip
+    wait_for(lambda: fixed("added") == 3 and fixed("marked_stopped") == 1)
+    items = stack.task_items()
+    assert {arn: items[arn]["version"] for arn in arns} == dict.fromkeys(arns, 2)
+    assert (items[lost]["lastStatus"], items[lost]["version"]) == ("STOPPED", 7)
+    wait_for(lambda: running.value("ecswatch_reconcile_passes_total", result="success") >= 2)
+    assert fixed("added") == 3  # later passes find nothing left to fix
+    assert running.value("ecswatch_reconcile_leader") == 1
+    assert running.value("ecswatch_reconcile_last_success_timestamp_seconds") > time.time() - 60
+    assert running.value("ecswatch_reconcile_api_calls_total", operation="DescribeTasks") >= 2
+
+
+def test_throttled_ecs_slows_passes_which_still_finish_and_events_flow(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """Half of all ECS calls throttled: passes back off and finish; events are unaffected."""
+    ecs_with_tasks(stack, 20)
+    stack.emulator.ecs.throttle_share = 0.5
+    stream = generate(tasks=12, copies=1, seed=3, container_instances=1)
+    running = start_daemon(reconcile={**FAST, "max_api_calls_per_second": 20.0})
+    stack.send(*stream.bodies())
+    wait_for(lambda: running.value("ecswatch_reconcile_passes_total", result="success") >= 1,
+             timeout=60)  # fmt: skip
+    wait_for(
+        lambda: stack.queue_counts() == (0, 0) and running.processed() >= len(stream.envelopes)
+    )
+    assert stack.emulator.ecs.throttled > 0
+    throttles = sum(
+        running.value("ecswatch_reconcile_throttles_total", operation=op)
+        for op in ("ListClusters", "ListTasks", "DescribeTasks", "ListContainerInstances",
+                   "DescribeContainerInstances")
+    )  # fmt: skip
+    assert throttles > 0
+    assert running.value("ecswatch_reconcile_passes_total", result="failed") == 0
+    assert running.events("invalid", TASK_STATE_CHANGE) == 0
+    stored = stack.stored()
+    assert all(stored[arn][0] >= version for arn, (version, _) in stream.truth.final.items())
+
+
+def _pass_starts(proc: DaemonProcess) -> list[float]:
+    """When each pass started, as recorded in the lease item (the fleet's rhythm)."""
+    return [float(entry["started_at"]) for entry in proc.events("reconcile_pass_started")]
+
+
+def test_two_daemons_pass_once_per_interval_and_the_survivor_takes_over(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    """One lease: one pass per interval across replicas; SIGKILL → the other within one lease."""
+    ecs_with_tasks(stack, 2)
+    env = stack.daemon_environment(
+        ECSWATCH_RECONCILE_INTERVAL_SECONDS="2", ECSWATCH_RECONCILE_LEASE_SECONDS="3"
+    )
+    first = DaemonProcess(env)
+    processes.append(first)
+    wait_for(lambda: first.events("reconcile_pass_finished"), timeout=30)
+    second = DaemonProcess(env)
+    processes.append(second)
+    wait_for(lambda: second.events("ecswatch_starting"), timeout=30)
+    wait_for(lambda: len(first.events("reconcile_pass_finished")) >= 4, timeout=30)
+    assert second.events("reconcile_pass_started") == []  # the lease is held: never twice
+    starts = _pass_starts(first)
+    assert all(b - a >= 2 - 0.05 for a, b in itertools.pairwise(starts)), starts
+
+    first.proc.kill()
+    killed = time.time()
+    taken = wait_for(lambda: second.events("reconcile_lease_taken"), timeout=30)
+    took = datetime.fromisoformat(taken[0]["timestamp"]).timestamp() - killed
+    assert took <= 3 + 1.5, f"takeover {took:.1f}s after SIGKILL, lease 3 s"
+    wait_for(lambda: second.events("reconcile_pass_finished"), timeout=30)
+    # A pass started by the dead leader is not repeated early: the rhythm survives the handover.
+    all_starts = sorted(_pass_starts(first) + _pass_starts(second))
+    assert all(b - a >= 2 - 0.05 for a, b in itertools.pairwise(all_starts))
+
+    code, _ = second.terminate()
+    assert code == 0
+    assert lease_item(stack)["leaseOwner"] == ""  # released on a clean stop: no wait for expiry
