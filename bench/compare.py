@@ -1,13 +1,15 @@
-"""ecswatch against the seed-style consumer and the raw PutItem floor, side by side, in one run.
+"""ecswatch against the seed-style consumer and the bare boto3 pipeline (the floor), in one run.
 
-    .venv/bin/python bench/compare.py                 # the full run (about 10 minutes)
-    .venv/bin/python bench/compare.py --quick         # a smoke run (tests/test_bench.py)
+    .venv/bin/python bench/compare.py --endpoint fastaws   # the full run on fastaws (minutes)
+    .venv/bin/python bench/compare.py --quick              # a smoke run (tests/test_bench.py)
 
 Every contender is its own process, against the same emulators and the same stream. As in AWS,
-SQS and DynamoDB are separate services: each is moto's server in a process of its own (served
-with keep-alive by gunicorn, bench/keepalive.py), with a per-request delay standing in for an
-AWS round trip, so one's CPU does not slow the other. A paced feeder keeps the queue shallow
-(moto's SQS slows with depth). Figures per contender:
+SQS and DynamoDB are separate services, each an emulator process of its own with a per-request
+delay standing in for an AWS round trip, so one's CPU does not slow the other. The emulator is
+`--endpoint moto` (moto's server with keep-alive under gunicorn, bench/keepalive.py: several ms
+of its own CPU per request, so on two cores it caps what it measures) or `--endpoint fastaws`
+(shared/tools/fastaws.js under node: in-memory SQS + DynamoDB at a fraction of a ms per request,
+so the figures measure the consumer). A paced feeder keeps the queue shallow. Figures per contender:
 events/s, p50/p99 lag (publish -> durable, from each item's writtenAt), the contender's own CPU
 ms per event (rusage: emulator and feeder excluded) and peak RSS. Prints a table, writes
 bench/results/compare.json and, with matplotlib (the `bench` extra), bench/results/scaling.png.
@@ -18,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -35,7 +39,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config, override
 from ecswatch.daemon.aws import make_client
 from ecswatch.dev.publish import send_messages
@@ -43,6 +46,14 @@ from ecswatch.dev.simulate import generate
 
 PY = sys.executable
 RESULTS = ROOT / "bench" / "results"
+FASTAWS = Path("shared") / "tools" / "fastaws.js"
+
+
+def find_fastaws() -> Path | None:
+    """fastaws.js from $ECSWATCH_FASTAWS, else shared/tools/ beside the checkout or above it."""
+    if os.environ.get("ECSWATCH_FASTAWS"):
+        return Path(os.environ["ECSWATCH_FASTAWS"])
+    return next((d / FASTAWS for d in ROOT.parents if (d / FASTAWS).is_file()), None)
 
 
 @dataclass
@@ -56,6 +67,7 @@ class Result:
     peak_rss_mib: float
     #: mean PutItem round trip as the contender saw it: tells a slower emulator from a slower client
     put_ms: float | None = None
+    endpoint: str = ""
     lags: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -164,37 +176,46 @@ def stamp(body: str) -> str:
 
 class Bench:
     def __init__(self, sqs_endpoint: str, endpoint: str, delay_ms: float, backlog: int) -> None:
-        """`sqs_endpoint` serves SQS and EventBridge, `endpoint` DynamoDB."""
+        """`sqs_endpoint` serves SQS, `endpoint` DynamoDB."""
         self.sqs_endpoint, self.endpoint = sqs_endpoint, endpoint
         self.delay_ms, self.backlog = delay_ms, backlog
         self.base = load_config(None, {"ECSWATCH_AWS_REGION": "us-east-1"}, require_queue=False)
         self.clients = {
             name: make_client(name, override(self.base, aws={"endpoint_url": url}).aws)
-            for name, url in (
-                ("sqs", sqs_endpoint),
-                ("events", sqs_endpoint),
-                ("dynamodb", endpoint),
-            )
+            for name, url in (("sqs", sqs_endpoint), ("dynamodb", endpoint))
         }
         self.runs = 0
 
     def fresh(self) -> Any:
-        """New queue and tables for one contender run."""
+        """New queue (with DLQ and redrive) and tables for one contender run, made directly:
+        fastaws has no EventBridge and no TTL, and the bench needs neither."""
         self.runs += 1
         name = f"bench{self.runs}"
-        config = override(
+        sqs, dynamodb = self.clients["sqs"], self.clients["dynamodb"]
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+        redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 5}
+        queue = sqs.create_queue(
+            QueueName=name,
+            Attributes={"VisibilityTimeout": "60", "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        tables = {
+            "task_table": (f"{name}-tasks", "taskArn"),
+            "container_instance_table": (f"{name}-instances", "containerInstanceArn"),
+            "service_table": (f"{name}-services", "serviceArn"),
+        }
+        for table, key in tables.values():
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        return override(
             self.base,
-            bootstrap={
-                "queue_name": name,
-                "dead_letter_queue_name": f"{name}-dlq",
-                "rule_name": name,
-            },
-            dynamodb={
-                "task_table": f"{name}-tasks",
-                "container_instance_table": f"{name}-instances",
-            },
+            sqs={"queue_url": queue, "dead_letter_queue_url": dlq},
+            dynamodb={field: table for field, (table, _) in tables.items()},
         )
-        return bootstrap(config, **self.clients).configure(config)
 
     def lags(self, table: str) -> list[float]:
         lags = []
@@ -241,10 +262,11 @@ class Bench:
         result.lags = self.lags(config.dynamodb.task_table)
         return result
 
-    def floor(self, events: int, threads: int) -> Result:
+    def ceiling(self, events: int, threads: int) -> Result:
+        """Bare PutItem calls at high concurrency: the most this DynamoDB endpoint answers."""
         config = self.fresh()
         proc = subprocess.Popen(
-            [PY, str(ROOT / "bench" / "contenders.py"), "floor", "--endpoint", self.endpoint,
+            [PY, str(ROOT / "bench" / "contenders.py"), "puts", "--endpoint", self.endpoint,
              "--table", config.dynamodb.task_table, "--count", str(events), "--threads", str(threads)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -252,9 +274,31 @@ class Bench:
         rss = reap(proc)
         m = json.loads(out)
         return Result(
+            "emulator ceiling", self.delay_ms, threads, m["events"], m["seconds"],
+            m["cpu_seconds"], rss, m["put_ms"],
+        )  # fmt: skip
+
+    def floor(self, bodies: list[str], threads: int) -> Result:
+        """The bare boto3 pipeline (receive ten, conditional PutItem each, DeleteMessageBatch)."""
+        config = self.fresh()
+        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
+        proc = subprocess.Popen(
+            [PY, str(ROOT / "bench" / "contenders.py"), "floor", "--endpoint", self.endpoint,
+             "--sqs-endpoint", self.sqs_endpoint, "--queue-url", config.sqs.queue_url,
+             "--table", config.dynamodb.task_table, "--count", str(len(bodies)),
+             "--threads", str(threads)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        feeder.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        rss = reap(proc)
+        m = json.loads(out)
+        result = Result(
             "floor", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss,
             m["put_ms"],
         )  # fmt: skip
+        result.lags = self.lags(config.dynamodb.task_table)
+        return result
 
     def ecswatch(self, bodies: list[str], workers: int, rate: float = 0) -> Result:
         config = self.fresh()
@@ -270,25 +314,27 @@ class Bench:
             "ECSWATCH_SQS_WAIT_TIME_SECONDS": "1",
             "ECSWATCH_DYNAMODB_TASK_TABLE": config.dynamodb.task_table,
             "ECSWATCH_DYNAMODB_CONTAINER_INSTANCE_TABLE": config.dynamodb.container_instance_table,
+            "ECSWATCH_DYNAMODB_SERVICE_TABLE": config.dynamodb.service_table,
+            # The stream holds tasks only: no service-table rescans, no passes against ECS.
+            "ECSWATCH_METRICS_SERVICE_STATE_REFRESH_SECONDS": "0",
+            "ECSWATCH_RECONCILE_INTERVAL_SECONDS": "0",
             "ECSWATCH_WORKERS_COUNT": str(workers),
             "ECSWATCH_METRICS_HOST": "127.0.0.1",
             "ECSWATCH_METRICS_PORT": str(port),
             "ECSWATCH_LOG_FORMAT": "json",
         }
-        proc = subprocess.Popen(
-            [PY, "-m", "ecswatch", "run"], env=env, stderr=subprocess.PIPE, text=True
-        )
-        wait_url(f"http://127.0.0.1:{port}/healthz")
-        done = Processed(proc, len(bodies))
-        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
-        cpu_before = cpu_seconds(proc.pid)
-        feeder.start()
-        done.wait()
-        seconds = time.monotonic() - feeder.started_at
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        put_ms = mean_write_ms(port)  # one scrape, after the measured window
-        proc.send_signal(signal.SIGTERM)
-        rss = reap(proc)
+        with tempfile.TemporaryFile("w+") as log:  # the daemon's logs, shown if it dies
+            proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=log, text=True)
+            wait_url(f"http://127.0.0.1:{port}/healthz")
+            feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
+            cpu_before = cpu_seconds(proc.pid)
+            feeder.start()
+            drained(feeder, proc, log)
+            seconds = time.monotonic() - feeder.started_at
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            put_ms = mean_write_ms(port)  # one scrape, after the measured window
+            proc.send_signal(signal.SIGTERM)
+            rss = reap(proc)
         name = "ecswatch" if not rate else f"ecswatch@{rate:.0f}/s"
         result = Result(name, self.delay_ms, workers, len(bodies), seconds, cpu, rss, put_ms)
         result.lags = self.lags(config.dynamodb.task_table)
@@ -307,29 +353,15 @@ def mean_write_ms(port: int) -> float | None:
     return 1000 * totals["_sum"] / totals["_count"] if totals["_count"] else None
 
 
-class Processed(threading.Thread):
-    """Counts the daemon's `message_processed` log lines: the end of a run, to the line, at no
-    cost to the daemon (it writes them anyway; scraping /metrics 4x a second costs it CPU)."""
-
-    def __init__(self, proc: subprocess.Popen[str], expected: int) -> None:
-        super().__init__(daemon=True)
-        self.proc, self.expected, self.count = proc, expected, 0
-        self.reached = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if '"message_processed"' in line:
-                self.count += 1
-                if self.count >= self.expected:
-                    self.reached.set()
-        self.reached.set()  # the daemon exited
-
-    def wait(self) -> None:
-        self.reached.wait()
-        if self.count < self.expected:
-            raise RuntimeError(f"ecswatch exited after {self.count} of {self.expected} events")
+def drained(feeder: Feeder, proc: subprocess.Popen[str], log: Any) -> None:
+    """Until every body is published and deleted (the daemon deletes only what it finished).
+    Polled at the emulator, at no cost to the daemon."""
+    feeder.join()
+    while feeder.depth():
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"ecswatch exited with {proc.returncode}: {log.read()[-3000:]}")
+        time.sleep(0.02)
 
 
 def task_bodies(events: int, seed: int) -> list[str]:
@@ -343,21 +375,24 @@ def task_bodies(events: int, seed: int) -> list[str]:
     return bodies[:events]
 
 
-def emulator(port: int, delay_ms: float) -> subprocess.Popen[bytes]:
-    command = [PY, str(ROOT / "bench" / "keepalive.py"), "--port", str(port)]
-    return subprocess.Popen([*command, "--delay-ms", str(delay_ms)], stdout=subprocess.DEVNULL)
+def emulator(kind: str, port: int, delay_ms: float) -> subprocess.Popen[bytes]:
+    if kind == "fastaws":
+        command = ["node", str(find_fastaws()), str(port), str(delay_ms)]
+    else:
+        command = [PY, str(ROOT / "bench" / "keepalive.py"), "--port", str(port)]
+        command += ["--delay-ms", str(delay_ms)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
 
 def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
     ports = free_port(), free_port()
-    emulators = [emulator(port, delay_ms) for port in ports]
+    emulators = [emulator(args.endpoint, port, delay_ms) for port in ports]
     try:
         sqs_endpoint, endpoint = (f"http://127.0.0.1:{port}" for port in ports)
         for url in (sqs_endpoint, endpoint):
             wait_url(f"{url}/moto-api/")
         bench = Bench(sqs_endpoint, endpoint, delay_ms, args.backlog)
-        results = [bench.floor(args.events, args.ceiling_threads)]
-        results[0].contender = "emulator ceiling"
+        results = [bench.ceiling(args.events, args.ceiling_threads)]
         print(
             f"  delay {delay_ms:g} ms: emulator ceiling {results[0].rate:.0f} PutItem/s", flush=True
         )
@@ -370,7 +405,7 @@ def run_delay(args: argparse.Namespace, delay_ms: float) -> list[Result]:
         results.append(bench.seed(task_bodies(args.seed_events, seed=1)))
         print(f"  seed-style: {results[-1].rate:.1f} events/s", flush=True)
         for workers in args.workers:
-            results.append(bench.floor(args.events, workers))
+            results.append(bench.floor(task_bodies(args.events, seed=2), workers))
             results.append(bench.ecswatch(task_bodies(args.events, seed=2), workers))
             print(
                 f"  {workers:>2} workers: floor {results[-2].rate:.0f}/s, "
@@ -411,6 +446,28 @@ def report(results: list[Result]) -> None:
                   f"{r.rate / floor.rate:5.2f}x floor throughput, "
                   f"{r.cpu_ms_per_event / floor.cpu_ms_per_event:5.2f}x floor CPU per event")  # fmt: skip
     headline(results)
+    yardstick(results)
+
+
+def yardstick(results: list[Result]) -> None:
+    """Issue 13's bar for the default path: at 16 workers and 20 ms, CPU per event at or under
+    the floor's and events/s at least 1.1x it (the widest such run if 16/20 was not run)."""
+    pairs = [
+        (r, f)
+        for r in results
+        if r.contender == "ecswatch"
+        for f in results
+        if f.contender == "floor" and (f.workers, f.delay_ms) == (r.workers, r.delay_ms)
+    ]
+    if not pairs:
+        return
+    r, f = max(pairs, key=lambda p: (p[0].delay_ms == 20, p[0].workers, p[0].delay_ms))
+    cpu, rate = r.cpu_ms_per_event / f.cpu_ms_per_event, r.rate / f.rate
+    verdict = "met" if cpu <= 1 and rate >= 1.1 else "NOT met"
+    print(
+        f"\nyardstick at {r.workers} workers, {r.delay_ms:g} ms: CPU/event {cpu:.2f}x the "
+        f"floor's (<= 1), events/s {rate:.2f}x (>= 1.1): {verdict}"
+    )
 
 
 def headline(results: list[Result]) -> None:
@@ -461,6 +518,12 @@ def main() -> int:
     parser.add_argument("--seed-events", type=int, default=200)
     parser.add_argument("--backlog", type=int, default=100)
     parser.add_argument("--ceiling-threads", type=int, default=32)
+    parser.add_argument(
+        "--endpoint",
+        choices=("fastaws", "moto"),
+        default="moto",
+        help="the emulator: fastaws (node, shared/tools/fastaws.js; $ECSWATCH_FASTAWS) or moto",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -468,11 +531,16 @@ def main() -> int:
         args.delays, args.workers, args.events, args.seed_events = "1", "2", 60, 20
         args.ceiling_threads = 4
     args.workers = [int(w) for w in args.workers.split(",")]
+    if args.endpoint == "fastaws" and not (shutil.which("node") and find_fastaws()):
+        parser.error("--endpoint fastaws needs node and fastaws.js (set $ECSWATCH_FASTAWS)")
+    print(f"endpoint: {args.endpoint}", flush=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     results: list[Result] = []
     for delay in (float(d) for d in args.delays.split(",")):
         results += run_delay(args, delay)
+    for r in results:
+        r.endpoint = args.endpoint
     report(results)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

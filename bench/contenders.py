@@ -1,14 +1,18 @@
 """The consumers ecswatch is compared with, each run as its own process by bench/compare.py.
 
     python bench/contenders.py seed  --endpoint URL --sqs-endpoint URL --queue-url URL --table T --count N
-    python bench/contenders.py floor --endpoint URL --table T --count N --threads 8
+    python bench/contenders.py floor --endpoint URL --sqs-endpoint URL --queue-url URL --table T --count N --threads 16
+    python bench/contenders.py puts  --endpoint URL --table T --count N --threads 32
 
 seed:  AWS's example logic in a loop: receive one message, get_item, put_item if newer,
        delete; one thread, botocore defaults. (It races with itself across replicas; here it
        runs alone, which is the best case for it.)
-floor: bare concurrent PutItem calls (boto3 defaults) of the same realistic items, serialized
-       up front, no SQS: the most a consumer could write against this endpoint at this
-       concurrency.
+floor: the bare boto3 pipeline, the yardstick of issue 13: N threads, each receives ten, writes
+       each event with one conditional PutItem (plain boto3: TypeSerializer, default client
+       config) and deletes the ten with one DeleteMessageBatch. No metrics, logs, retries,
+       redaction or heartbeat.
+puts:  bare concurrent PutItem calls of the same realistic items, serialized up front, no SQS:
+       the most anything could write against this endpoint (the "emulator ceiling").
 sqs:   receive ten / delete ten in N threads, no writes: the emulator's SQS ceiling.
 Each prints one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the measured loop
 (the floor adds "put_ms", its mean PutItem round trip).
@@ -17,6 +21,7 @@ Each prints one JSON line: {"events": n, "seconds": s, "cpu_seconds": c} for the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -68,6 +73,59 @@ def seed(args: argparse.Namespace) -> int:
 
 
 def floor(args: argparse.Namespace) -> int:
+    sqs = client("sqs", args.sqs_endpoint, pool=args.threads + 2)
+    dynamodb = client("dynamodb", args.endpoint, pool=args.threads + 2)
+    done = 0
+    lock = threading.Lock()
+    round_trips: list[float] = []
+
+    def write(message: dict[str, Any]) -> None:
+        envelope = json.loads(message["Body"], parse_float=Decimal)
+        detail = envelope["detail"]
+        item = {k: _serialize(v) for k, v in detail.items()}
+        item["eventId"] = {"S": envelope["id"]}
+        item["writtenAt"] = {"S": datetime.now(UTC).isoformat(timespec="milliseconds")}
+        started = time.perf_counter()
+        with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
+            dynamodb.put_item(
+                TableName=args.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(taskArn) OR version < :v",
+                ExpressionAttributeValues={":v": {"N": str(detail["version"])}},
+            )
+        round_trips.append(time.perf_counter() - started)
+
+    def consume() -> None:
+        nonlocal done
+        while True:
+            with lock:
+                if done >= args.count:
+                    return
+            messages = sqs.receive_message(
+                QueueUrl=args.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                continue
+            for message in messages:
+                write(message)
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ]
+            sqs.delete_message_batch(QueueUrl=args.queue_url, Entries=entries)
+            with lock:
+                done += len(messages)
+
+    threads = [threading.Thread(target=consume) for _ in range(args.threads)]
+    started, cpu = time.monotonic(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report(done, started, cpu, put_ms=1000 * statistics.fmean(round_trips))
+    return 0
+
+
+def puts(args: argparse.Namespace) -> int:
     dynamodb = client("dynamodb", args.endpoint, pool=args.threads + 2)
     per_thread = args.count // args.threads
     # The same realistic task events ecswatch writes (~1.5 KB each), serialized up front.
@@ -151,7 +209,7 @@ def report(events: int, started: float, cpu: float, **extra: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("contender", choices=("seed", "floor", "sqs"))
+    parser.add_argument("contender", choices=("seed", "floor", "puts", "sqs"))
     parser.add_argument("--endpoint", default="", help="DynamoDB's")
     parser.add_argument("--sqs-endpoint", default="")
     parser.add_argument("--queue-url", default="")
@@ -159,7 +217,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    return {"seed": seed, "floor": floor, "sqs": sqs_only}[args.contender](args)
+    return {"seed": seed, "floor": floor, "puts": puts, "sqs": sqs_only}[args.contender](args)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from compare import find_fastaws  # noqa: E402
+
+FASTAWS = pytest.mark.skipif(
+    not (shutil.which("node") and find_fastaws()), reason="needs node and shared/tools/fastaws.js"
+)
 
 
 @pytest.mark.slow
-def test_compare_harness_smoke_run_produces_every_contender(tmp_path: Path) -> None:
+@pytest.mark.parametrize("endpoint", ["moto", pytest.param("fastaws", marks=FASTAWS)])
+def test_compare_harness_smoke_run_produces_every_contender(tmp_path: Path, endpoint: str) -> None:
+    """bench/compare.py --quick runs every contender to the end on either emulator."""
+    command = [sys.executable, str(ROOT / "bench" / "compare.py"), "--quick"]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(tmp_path)],
+        [*command, "--endpoint", endpoint, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -32,3 +43,5 @@ def test_compare_harness_smoke_run_produces_every_contender(tmp_path: Path) -> N
     ecswatch = next(row for row in rows if row["contender"] == "ecswatch")
     assert ecswatch["p99_lag_seconds"] is not None
     assert "x seed-style" in result.stdout
+    assert "yardstick at" in result.stdout
+    assert {row["endpoint"] for row in rows} == {endpoint}
