@@ -77,6 +77,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     built.config = containers.inspect(TAG)
     yield built
     subprocess.run(["podman", "untag", TAG, TAG], capture_output=True, check=False)
+    # Each change of the sources leaves the previous build's layers behind: keep a day's worth
+    # (warm caches), so the machine's image store does not grow without bound.
+    prune = ["podman", "image", "prune", "--force", "--filter", "until=24h"]
+    subprocess.run(prune, capture_output=True, check=False, timeout=120)
 
 
 class Container:
