@@ -89,6 +89,14 @@ class DynamoDbConfig:
     service_table: str = _opt(
         "ECSServiceState", _nonempty, "key: serviceArn (S); service actions and deployments"
     )
+    service_event_table: str = _opt(
+        "ECSServiceEventIds", _nonempty, "key: eventKey (S); one expiring marker per service event id"
+    )
+    idle_service_ttl_days: int = _opt(
+        30,
+        _between(0, 36500),
+        "expiresAt on service items, moved on by every event: a deleted service leaves; 0: never",
+    )
 
     def state_tables(self) -> dict[Resource, str]:
         """The one mapping from a resource kind to its versioned table."""

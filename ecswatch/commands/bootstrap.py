@@ -80,6 +80,7 @@ def bootstrap(config: Config, *, sqs: Any, dynamodb: Any, events: Any) -> Bootst
         (Resource.TASK.key, config.dynamodb.task_table),
         (Resource.CONTAINER_INSTANCE.key, config.dynamodb.container_instance_table),
         ("serviceArn", config.dynamodb.service_table),
+        ("eventKey", config.dynamodb.service_event_table),
     ):
         _ensure_table(dynamodb, table, key, changes)
         _ensure_point_in_time_recovery(dynamodb, table, changes)

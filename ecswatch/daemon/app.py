@@ -36,7 +36,11 @@ class Daemon:
         tables = config.dynamodb.state_tables()
         self.metrics = Metrics(
             registry or CollectorRegistry(),
-            tables=(*tables.values(), config.dynamodb.service_table),
+            tables=(
+                *tables.values(),
+                config.dynamodb.service_table,
+                config.dynamodb.service_event_table,
+            ),
         )
         self.stop_requested = threading.Event()
         self._pool: WorkerPool | None = None
@@ -117,6 +121,9 @@ class Daemon:
             dynamodb,
             cfg.dynamodb.service_table,
             write_retrier,
+            event_table=cfg.dynamodb.service_event_table,
+            event_ttl_days=cfg.dynamodb.stopped_task_ttl_days,
+            idle_ttl_days=cfg.dynamodb.idle_service_ttl_days,
             observe_write=self.metrics.observe_write,
         )
         self._service_state = ServiceStateCollector(

@@ -1,13 +1,24 @@
-"""Service state in DynamoDB (ECSServiceState): one conditional UpdateItem per event, and the
-gauges derived from the table, not from one replica's memory.
+"""Service state in DynamoDB (ECSServiceState): one conditional UpdateItem per event, one
+de-duplication marker per event id (ECSServiceEventIds), and the gauges derived from the table.
 
-Correctness: the write applies only if the event sorts after the stored one of its kind
-(`attribute_not_exists(k) OR k < :k`, one k per part of the state: impairment, deployment,
-last other action) and its id was never seen (`NOT contains(seen, :id)`),
-and records the id in the same atomic write. A failed condition whose item already holds the id
-is a duplicate; otherwise the event is older than the stored state but new, and a second
-conditional write (`ADD seen :id` if absent) lets exactly one replica count it. So every event
-id is counted once, and the stored state is that of the latest event, whatever the order.
+Correctness. State: the update applies only if the event sorts after the stored one of its
+kind (`attribute_not_exists(k) OR k < :k`, one k per part of the state: impairment, deployment,
+last other action), so the stored state is that of the latest event, whatever the order.
+Counting: after the state write, one conditional PutItem (`attribute_not_exists`) of a marker
+keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so exactly one
+writer's marker succeeds for each id, and only that writer counts the event. The state write
+comes first: a crash between the two leaves the state applied and the id unmarked, and the
+redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
+Markers expire `event_ttl_days` after they are written, and an event older than that window is
+refused before it gets here (outcome `expired`, domain.times.too_old), so no marker expires while
+a copy of its event could still be applied (TTL deletes late, never early).
+Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
+1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
+typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an
+event costs one UpdateItem of that item (1 WCU typical, 5 at most) plus one 1-WCU PutItem.
+Expiry: every applied state write sets `expiresAt` `idle_ttl_days` ahead, so a service that
+emits nothing for that long (deleted) leaves the table; the gauges and `report` leave out items
+past their `expiresAt` at once (DynamoDB's TTL deletes within days).
 Replicas see different parts of the stream, so each replica's gauges come from a periodic scan
 of the table (and its own writes in between): all replicas export the same, stored, state.
 """
@@ -15,6 +26,7 @@ of the table (and its own writes in between): all replicas export the same, stor
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +50,10 @@ SORT_KEY = {
     "action": "lastActionKey",
     "deployment": "lastDeploymentKey",
 }
-CONDITION = "(attribute_not_exists(#key) OR #key < :key) AND NOT contains(#seen, :id)"
+CONDITION = "attribute_not_exists(#key) OR #key < :key"
+DAY_SECONDS = 86400
+#: the service item's size bound (see above); tests/integration/test_service_bounds.py holds to it
+ITEM_BOUND_BYTES = 5 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +68,15 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-def update_request(table: str, event: ServiceEvent) -> dict[str, Any]:
-    """The single conditional UpdateItem that records `event`."""
+def _ahead(now: int, days: int) -> int | None:
+    """The expiresAt `days` from now; None when that expiry is off (0 days)."""
+    return now + days * DAY_SECONDS if days > 0 else None
+
+
+def update_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
+    """The single conditional UpdateItem that records `event` (no return values: none needed)."""
     values: dict[str, Any] = {
         ":key": _s(event.sort_key),
-        ":id": _s(event.event_id),
-        ":ids": {"SS": [event.event_id]},
         ":cluster": _s(event.cluster),
         ":service": _s(event.service),
         ":at": _s(event.at),
@@ -66,6 +84,9 @@ def update_request(table: str, event: ServiceEvent) -> dict[str, Any]:
         ":reason": _s(event.reason),
     }
     sets = ["#key = :key", "clusterName = :cluster", "serviceName = :service"]
+    if expires_at is not None:
+        sets.append("expiresAt = :expires")
+        values[":expires"] = {"N": str(expires_at)}
     if event.register == "impairment":
         sets += ["taskStartImpaired = :impaired", "impairedChangedAt = :at",
                  "impairmentEventName = :name", "impairmentReason = :reason"]  # fmt: skip
@@ -82,11 +103,22 @@ def update_request(table: str, event: ServiceEvent) -> dict[str, Any]:
     return {
         "TableName": table,
         "Key": {"serviceArn": _s(event.service_arn)},
-        "UpdateExpression": f"SET {', '.join(sets)} ADD #seen :ids",
+        "UpdateExpression": f"SET {', '.join(sets)}",
         "ConditionExpression": CONDITION,
-        "ExpressionAttributeNames": {"#key": SORT_KEY[event.register], "#seen": "seenEventIds"},
+        "ExpressionAttributeNames": {"#key": SORT_KEY[event.register]},
         "ExpressionAttributeValues": values,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def marker_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
+    """The PutItem that only the first writer of this event id gets through."""
+    item: dict[str, Any] = {"eventKey": _s(f"{event.service_arn}#{event.event_id}")}
+    if expires_at is not None:
+        item["expiresAt"] = {"N": str(expires_at)}
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(eventKey)",
     }
 
 
@@ -97,52 +129,52 @@ class ServiceStore:
         table: str,
         retrier: Retrier,
         *,
+        event_table: str,
+        event_ttl_days: int = 7,
+        idle_ttl_days: int = 30,
+        clock: Callable[[], float] = time.time,
         observe_write: Callable[[str, float], None] = lambda table, seconds: None,
     ) -> None:
         self._client = client
         self.table = table
+        self.event_table = event_table
         self._retrier = retrier
+        self._event_ttl_days = event_ttl_days
+        self.idle_ttl_days = idle_ttl_days
+        self._clock = clock
         self._observe_write = observe_write
 
     def apply(self, event: ServiceEvent) -> Outcome:
         """APPLIED: now the latest; STALE: older but new (count it); DUPLICATE: seen before."""
+        now = int(self._clock())
+        latest = self._record_state(event, _ahead(now, self.idle_ttl_days))
         try:
-            self._update(update_request(self.table, event))
-            return Outcome.APPLIED
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            seen = exc.response.get("Item", {}).get("seenEventIds", {}).get("SS", [])
-            if event.event_id in seen:
-                return Outcome.DUPLICATE
-        try:  # older than the stored state, never seen: record the id, once, to count it once
-            self._update(
-                {
-                    "TableName": self.table,
-                    "Key": {"serviceArn": _s(event.service_arn)},
-                    "UpdateExpression": "ADD #seen :ids",
-                    "ConditionExpression": "NOT contains(#seen, :id)",
-                    "ExpressionAttributeNames": {"#seen": "seenEventIds"},
-                    "ExpressionAttributeValues": {
-                        ":id": _s(event.event_id),
-                        ":ids": {"SS": [event.event_id]},
-                    },
-                }
+            self._write(
+                "PutItem",
+                self.event_table,
+                lambda: self._client.put_item(
+                    **marker_request(self.event_table, event, _ahead(now, self._event_ttl_days))
+                ),
             )
         except ClientError as exc:
             if is_condition_failure(exc):
                 return Outcome.DUPLICATE
             raise
-        return Outcome.STALE
+        return Outcome.APPLIED if latest else Outcome.STALE
 
-    def _update(self, request: dict[str, Any]) -> None:
-        write(
-            self._retrier,
-            "UpdateItem",
-            self.table,
-            lambda: self._client.update_item(**request),
-            self._observe_write,
-        )
+    def _record_state(self, event: ServiceEvent, expires_at: int | None) -> bool:
+        """True when `event` is now the latest of its part of the state."""
+        request = update_request(self.table, event, expires_at)
+        try:
+            self._write("UpdateItem", self.table, lambda: self._client.update_item(**request))
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _write(self, operation: str, table: str, call: Callable[[], object]) -> None:
+        write(self._retrier, operation, table, call, self._observe_write)
 
     def scan(self) -> dict[str, ServiceState]:
         fields = (
@@ -151,17 +183,23 @@ class ServiceStore:
             "serviceName",
             "taskStartImpaired",
             "deploymentState",
+            "expiresAt",
         )
-        return {
-            str(item["serviceArn"]): ServiceState(
+        now = self._clock()
+        states = {}
+        for item in scan(self._client, self.table, fields):
+            if is_lease_key(item["serviceArn"]):
+                continue  # the reconciler's lease, not a service
+            expires_at = item.get("expiresAt")
+            if expires_at is not None and float(expires_at) <= now:
+                continue  # gone (deleted service): TTL has not removed it yet
+            states[str(item["serviceArn"])] = ServiceState(
                 cluster=str(item.get("clusterName") or ""),
                 service=str(item.get("serviceName") or ""),
                 impaired=item.get("taskStartImpaired"),
                 deployment_state=item.get("deploymentState"),
             )
-            for item in scan(self._client, self.table, fields)
-            if not is_lease_key(item["serviceArn"])
-        }
+        return states
 
 
 class ServiceStateCollector(Collector):

@@ -59,6 +59,7 @@ def test_bootstrap_creates_everything_then_is_a_no_op(fresh: Config, emulator: E
         "ECSTaskState": "taskArn",
         "ECSCtrInstanceState": "containerInstanceArn",
         "ECSServiceState": "serviceArn",
+        "ECSServiceEventIds": "eventKey",
     }
     for table, key in keys.items():
         description = dynamodb.describe_table(TableName=table)["Table"]

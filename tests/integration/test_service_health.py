@@ -44,7 +44,10 @@ DEPLOYMENTS = ["SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_COMPLETED"]
 def service_store(stack: Stack) -> ServiceStore:
     client = make_client("dynamodb", stack.config.aws, max_pool_connections=8)
     return ServiceStore(
-        client, stack.config.dynamodb.service_table, Retrier(WRITE, abort=threading.Event())
+        client,
+        stack.config.dynamodb.service_table,
+        Retrier(WRITE, abort=threading.Event()),
+        event_table=stack.config.dynamodb.service_event_table,
     )
 
 
@@ -140,13 +143,17 @@ def test_any_order_and_duplication_counts_each_event_once_and_keeps_the_latest_s
     stack: Stack, stream: tuple[list[dict[str, Any]], Counter[tuple[str, str]]]
 ) -> None:
     deliveries, distinct_counts = stream
-    stack.dynamodb.delete_table(TableName=stack.config.dynamodb.service_table)
-    stack.dynamodb.create_table(
-        TableName=stack.config.dynamodb.service_table,
-        KeySchema=[{"AttributeName": "serviceArn", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "serviceArn", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    for table, key in (
+        (stack.config.dynamodb.service_table, "serviceArn"),
+        (stack.config.dynamodb.service_event_table, "eventKey"),
+    ):
+        stack.dynamodb.delete_table(TableName=table)
+        stack.dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
     store, registry = service_store(stack), CollectorRegistry()
     collector = ServiceStateCollector(store, refresh_seconds=0)
     processor = Processor(
@@ -216,7 +223,7 @@ def test_a_service_event_dynamodb_refuses_is_dead_lettered_not_retried(
 ) -> None:
     """Same rule as task items: a permanent refusal goes to the DLQ with its reason."""
     too_big = dict(service_event(DEFAULT_SERVICES[0], "action", "SERVICE_STEADY_STATE", T0))
-    too_big["id"] = "x" * 420_000  # the id is stored (it de-duplicates): over DynamoDB's 400 KB
+    too_big["id"] = "x" * 420_000  # stored in the sort key: over DynamoDB's 400 KB
     running = start_daemon()
     stack.send_events([too_big])
     wait_for(lambda: running.processed() >= 1 and stack.queue_counts() == (0, 0))
