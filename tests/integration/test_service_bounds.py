@@ -26,7 +26,7 @@ from ecswatch.daemon.store import Outcome
 from ecswatch.dev.simulate import DEFAULT_SERVICES, service_event
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue
-from tests.integration.test_service_health import T0, counted, event
+from tests.integration.test_service_health import ORIGIN, T0, counted, event
 
 EVENTS = 1_000
 NOW = T0.timestamp() + 3600
@@ -104,7 +104,7 @@ def test_thousands_of_events_for_one_service_keep_its_item_bounded_and_counts_ex
     actions = sum(1 for e in distinct if e["detail-type"] == "ECS Service Action")
     assert outcomes["applied"] + outcomes["stale"] == actions
     assert outcomes["stale"] > 0  # late deliveries happened and were counted
-    labels = {"cluster": "prod", "service": web.name}
+    labels = {**ORIGIN, "cluster": "prod", "service": web.name}
     assert registry.get_sample_value("ecswatch_service_task_start_impaired", labels) == 1.0
     collector.refresh()
     assert registry.get_sample_value("ecswatch_service_task_start_impaired", labels) == 1.0
@@ -140,12 +140,17 @@ def test_a_service_silent_past_its_expiry_leaves_the_gauges(stack: Stack) -> Non
     registry.register(collector)
     collector.refresh()
     gauge = "ecswatch_service_task_start_impaired"
-    assert registry.get_sample_value(gauge, {"cluster": "prod", "service": "billing"}) == 1.0
+    assert (
+        registry.get_sample_value(gauge, {**ORIGIN, "cluster": "prod", "service": "billing"}) == 1.0
+    )
 
     clock[0] = NOW + 29 * DAY_SECONDS  # web stays alive; billing was deleted, says nothing more
     later = T0 + timedelta(days=29)
     store.apply(event(service_event(web, "action", "SERVICE_STEADY_STATE", later)))
     clock[0] = NOW + 31 * DAY_SECONDS
     collector.refresh()
-    assert registry.get_sample_value(gauge, {"cluster": "prod", "service": "billing"}) is None
-    assert registry.get_sample_value(gauge, {"cluster": "prod", "service": "web"}) == 0.0
+    assert (
+        registry.get_sample_value(gauge, {**ORIGIN, "cluster": "prod", "service": "billing"})
+        is None
+    )
+    assert registry.get_sample_value(gauge, {**ORIGIN, "cluster": "prod", "service": "web"}) == 0.0
