@@ -90,7 +90,9 @@ class DynamoDbConfig:
         "ECSServiceState", _nonempty, "key: serviceArn (S); service actions and deployments"
     )
     service_event_table: str = _opt(
-        "ECSServiceEventIds", _nonempty, "key: eventKey (S); one expiring marker per service event id"
+        "ECSServiceEventIds",
+        _nonempty,
+        "key: eventKey (S); one expiring marker per service event id",
     )
     idle_service_ttl_days: int = _opt(
         30,
