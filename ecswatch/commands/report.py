@@ -26,9 +26,10 @@ INSTANCE_FIELDS = (
     "status",
     "agentConnected",
     "ec2InstanceId",
+    "expiresAt",
 )
 SERVICE_FIELDS = ("serviceArn", "clusterName", "serviceName", "taskStartImpaired",
-                  "deploymentState", "impairmentReason")  # fmt: skip
+                  "deploymentState", "impairmentReason", "expiresAt")  # fmt: skip
 
 
 @dataclass
@@ -104,6 +105,7 @@ def build_report(
     for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
         if (
             is_lease_key(state.get("serviceArn"))
+            or float(state.get("expiresAt") or "inf") <= now.timestamp()  # deleted service
             or (origin := wanted(state.get("serviceArn"))) is None
         ):
             continue
@@ -124,6 +126,7 @@ def build_report(
         }
         for i in scan(dynamodb, config.dynamodb.container_instance_table, INSTANCE_FIELDS)
         if (i.get("status") != "ACTIVE" or i.get("agentConnected") is False)
+        and i.get("expiresAt") is None  # deregistered: gone, not unhealthy
         and (origin := wanted(i["containerInstanceArn"])) is not None
     ]
     ordered = sorted(

@@ -31,6 +31,8 @@ KNOWN_DETAIL_TYPES = (
 #: metric label for anything else, so hostile input cannot blow up label cardinality
 OTHER_DETAIL_TYPE = "other"
 REDACTED = "***"
+#: container instance statuses it never leaves: deregistered, or never registered
+GONE_INSTANCE_STATUSES = frozenset({"INACTIVE", "REGISTRATION_FAILED"})
 #: the `Type` of the JSON SNS delivers to SQS when raw message delivery is off
 SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 # DynamoDB numbers hold 38 significant digits; larger versions cannot be compared there.
@@ -198,13 +200,18 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
     item["eventId"] = event.event_id
     item["eventTime"] = event.event_time
     item["writtenAt"] = now.astimezone(UTC).isoformat(timespec="milliseconds")
-    if (
-        event.resource is Resource.TASK
-        and stopped_task_ttl_days > 0
-        and event.detail.get("lastStatus") == "STOPPED"
-    ):
+    if stopped_task_ttl_days > 0 and is_gone(event):
         item["expiresAt"] = int(now.timestamp()) + stopped_task_ttl_days * 86400
     return item
+
+
+def is_gone(event: Event) -> bool:
+    """A resource that never changes again: a STOPPED task, a deregistered (INACTIVE) or failed
+    container instance. Its item expires; a later, higher version (if any) replaces the whole
+    item, expiry included."""
+    if event.resource is Resource.TASK:
+        return event.detail.get("lastStatus") == "STOPPED"
+    return event.detail.get("status") in GONE_INSTANCE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,32 @@ def test_only_stopped_tasks_get_expires_at() -> None:
     assert "expiresAt" not in build_item(stopped, now=NOW, stopped_task_ttl_days=0)
 
 
+def instance_event(status: str) -> Event:
+    return parsed_event(
+        json.dumps(
+            {
+                "source": "aws.ecs",
+                "detail-type": "ECS Container Instance State Change",
+                "detail": {"containerInstanceArn": "arn:ci", "version": 9, "status": status},
+            }
+        )
+    )
+
+
+def test_deregistered_and_failed_container_instances_get_expires_at_live_ones_not() -> None:
+    """INACTIVE (deregistered) and REGISTRATION_FAILED never change again: they expire."""
+    for status in ("INACTIVE", "REGISTRATION_FAILED"):
+        item = build_item(instance_event(status), now=NOW, stopped_task_ttl_days=7)
+        assert item["expiresAt"] == int(NOW.timestamp()) + 7 * 86400
+    for status in ("ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING"):
+        assert "expiresAt" not in build_item(
+            instance_event(status), now=NOW, stopped_task_ttl_days=7
+        )
+    assert "expiresAt" not in build_item(
+        instance_event("INACTIVE"), now=NOW, stopped_task_ttl_days=0
+    )
+
+
 def test_pending_to_stopped_counts_a_task_that_never_started() -> None:
     event = parsed_event(task_body(lastStatus="STOPPED", stopCode="TaskFailedToStart"))
     assert failed_start(event, None) is not None

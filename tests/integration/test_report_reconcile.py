@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecswatch.cli import main
+from ecswatch.commands.report import build_report
 from ecswatch.dev.simulate import DEFAULT_SERVICES, generate, service_events
 from tests.conftest import Running, Stack, wait_for
 
@@ -61,3 +62,30 @@ def test_report_window_excludes_old_failures(
     assert sum(s["failed_to_start"] for s in report["services"]) == sum(
         old.truth.failed_starts.values()
     )
+
+
+def test_report_leaves_out_deregistered_instances_and_expired_services(env: Stack) -> None:
+    """Gone things are not news: an INACTIVE instance (it carries expiresAt) and a service past
+    its expiresAt (deleted) stay out of the report; a draining instance and a live service stay."""
+    now = datetime.now(UTC)
+    config = env.config.dynamodb
+    arn = "arn:aws:ecs:eu-west-1:111122223333:container-instance/prod/"
+    for suffix, status, expires in (("gone", "INACTIVE", now + timedelta(days=7)),
+                                    ("drain", "DRAINING", None)):  # fmt: skip
+        item = {"containerInstanceArn": {"S": arn + suffix}, "status": {"S": status},
+                "clusterArn": {"S": "arn:aws:ecs:eu-west-1:111122223333:cluster/prod"},
+                "version": {"N": "3"}}  # fmt: skip
+        if expires:
+            item["expiresAt"] = {"N": str(int(expires.timestamp()))}
+        env.dynamodb.put_item(TableName=config.container_instance_table, Item=item)
+    service = "arn:aws:ecs:eu-west-1:111122223333:service/prod/"
+    for name, expires in (("deleted", now - timedelta(hours=1)), ("live", now + timedelta(days=3))):
+        env.dynamodb.put_item(
+            TableName=config.service_table,
+            Item={"serviceArn": {"S": service + name}, "clusterName": {"S": "prod"},
+                  "serviceName": {"S": name}, "taskStartImpaired": {"BOOL": True},
+                  "expiresAt": {"N": str(int(expires.timestamp()))}},
+        )  # fmt: skip
+    report = build_report(env.dynamodb, env.config, hours=24, now=now)
+    assert [i["containerInstanceArn"] for i in report.unhealthy_instances] == [arn + "drain"]
+    assert [s.group for s in report.services] == ["service:live"]
