@@ -161,24 +161,24 @@ def from_container(url: str) -> str:
     return url.replace("127.0.0.1", HOST_LOOPBACK).replace("localhost", HOST_LOOPBACK)
 
 
+def stacks(stack: Stack, name: str) -> str:
+    """The stack's value for an ECSWATCH_<SECTION>_<KEY> the template fills by reference,
+    as the container reaches it."""
+    section, _, key = name.removeprefix("ECSWATCH_").lower().partition("_")
+    value = getattr(getattr(stack.config, section), key)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return from_container(str(value))
+
+
 def as_the_task_definition_says(stack: Stack, metrics_port: int, host_port: int) -> list[str]:
     """podman options for the task definition's user, read-only root, stop timeout and
     environment: its literal values as they are, its references aimed at the emulator."""
     spec = task_container()
-    resources, tables = stack.resources, stack.config.dynamodb
-    referenced = {
-        "ECSWATCH_AWS_REGION": stack.config.aws.region,
-        "ECSWATCH_SQS_QUEUE_URL": from_container(resources.queue_url),
-        "ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL": from_container(resources.dead_letter_queue_url),
-        "ECSWATCH_DYNAMODB_TASK_TABLE": tables.task_table,
-        "ECSWATCH_DYNAMODB_CONTAINER_INSTANCE_TABLE": tables.container_instance_table,
-        "ECSWATCH_DYNAMODB_SERVICE_TABLE": tables.service_table,
-        "ECSWATCH_DYNAMODB_STOPPED_TASK_TTL_DAYS": str(tables.stopped_task_ttl_days),
-    }
     environment: dict[str, str] = {}
     for entry in spec["Environment"]:
-        value = entry["Value"]
-        environment[entry["Name"]] = value if isinstance(value, str) else referenced[entry["Name"]]
+        name, value = entry["Name"], entry["Value"]
+        environment[name] = value if isinstance(value, str) else stacks(stack, name)
     environment |= {
         # What ECS adds outside the task definition: the task role's credentials, and here
         # the emulator's endpoint.
