@@ -23,6 +23,7 @@ EVENT_PATTERN = {"source": ["aws.ecs"]}
 TARGET_ID = "ecswatch-queue"
 DLQ_RETENTION_SECONDS = 14 * 86400  # the maximum: time to look at what failed
 TTL_ATTRIBUTE = "expiresAt"
+FIFO_GROUP = "ecswatch"
 
 
 class BootstrapError(Exception):
@@ -64,7 +65,10 @@ def dead_letter_queue_name(config: Config) -> str:
 
 def bootstrap(config: Config, *, sqs: Any, dynamodb: Any, events: Any) -> BootstrapResult:
     changes: list[Change] = []
-    dlq_url, _ = _ensure_queue(sqs, dead_letter_queue_name(config), _dlq_attributes(), changes)
+    fifo = queue_name(config).endswith(".fifo")
+    if fifo != dead_letter_queue_name(config).endswith(".fifo"):
+        raise BootstrapError("the queue and its DLQ must both be FIFO (.fifo) or both standard")
+    dlq_url, _ = _ensure_queue(sqs, dead_letter_queue_name(config), _dlq_attributes(fifo), changes)
     dlq_arn = _queue_arn(sqs, dlq_url)
     redrive = {
         "deadLetterTargetArn": dlq_arn,
@@ -96,8 +100,13 @@ def bootstrap(config: Config, *, sqs: Any, dynamodb: Any, events: Any) -> Bootst
     return BootstrapResult(queue_url, dlq_url, rule_arn, tuple(changes))
 
 
-def _dlq_attributes() -> dict[str, str]:
-    return {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"}
+# EventBridge sends to a FIFO queue only with content-based deduplication on.
+FIFO_ATTRIBUTES = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+
+
+def _dlq_attributes(fifo: bool) -> dict[str, str]:
+    attributes = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+    return {**attributes, "SqsManagedSseEnabled": "true", **(FIFO_ATTRIBUTES if fifo else {})}
 
 
 def _queue_attributes(config: Config, redrive: dict[str, Any]) -> dict[str, str]:
@@ -106,6 +115,7 @@ def _queue_attributes(config: Config, redrive: dict[str, Any]) -> dict[str, str]
         "ReceiveMessageWaitTimeSeconds": str(config.sqs.wait_time_seconds),
         "RedrivePolicy": json.dumps(redrive),
         "SqsManagedSseEnabled": "true",
+        **(FIFO_ATTRIBUTES if queue_name(config).endswith(".fifo") else {}),
     }
 
 
@@ -241,9 +251,11 @@ def _ensure_target(events: Any, config: Config, queue_arn: str, changes: list[Ch
     if any(t.get("Arn") == queue_arn for t in targets):
         changes.append(Change("target", f"{name} -> {queue_arn}", "exists"))
         return
-    response = events.put_targets(
-        Rule=name, EventBusName=bus, Targets=[{"Id": TARGET_ID, "Arn": queue_arn}]
-    )
+    target: dict[str, Any] = {"Id": TARGET_ID, "Arn": queue_arn}
+    if queue_arn.endswith(".fifo"):
+        # One group: FIFO then delivers serially (README, "Many accounts": a trade-off).
+        target["SqsParameters"] = {"MessageGroupId": FIFO_GROUP}
+    response = events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
     if response.get("FailedEntryCount"):
         raise BootstrapError(f"rule {name}: target not added: {response.get('FailedEntries')}")
     changes.append(Change("target", f"{name} -> {queue_arn}", "created"))

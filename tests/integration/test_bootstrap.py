@@ -208,3 +208,26 @@ def test_a_new_central_bus_is_created(fresh: Config, emulator: Emulator) -> None
         "Change", "Detail": "{}", "EventBusName": "ecs-central"}])  # fmt: skip
     got = clients["sqs"].receive_message(QueueUrl=result.queue_url, WaitTimeSeconds=1)
     assert len(got.get("Messages", [])) == 1
+
+
+def test_fifo_queue_names_make_fifo_queues_and_a_target_with_a_message_group(
+    fresh: Config, emulator: Emulator
+) -> None:
+    """EventBridge → SQS FIFO needs content-based deduplication and the target's group id."""
+    clients = make_clients(emulator.url)
+    names = {"queue_name": "org-events.fifo", "dead_letter_queue_name": "org-events-dlq.fifo"}
+    config = dataclasses.replace(fresh, bootstrap=dataclasses.replace(fresh.bootstrap, **names))
+    result = bootstrap(config, **clients)
+    for url in (result.queue_url, result.dead_letter_queue_url):
+        attributes = clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        assert attributes["Attributes"]["FifoQueue"] == "true"
+        assert attributes["Attributes"]["ContentBasedDeduplication"] == "true"
+    [target] = clients["events"].list_targets_by_rule(Rule=config.bootstrap.rule_name)["Targets"]
+    assert target["SqsParameters"] == {"MessageGroupId": "ecswatch"}
+    clients["events"].put_events(Entries=[{"Source": "aws.ecs", "DetailType": "x", "Detail": "{}"}])
+    got = clients["sqs"].receive_message(QueueUrl=result.queue_url, WaitTimeSeconds=1)
+    assert len(got["Messages"]) == 1
+    mixed = dataclasses.replace(config, bootstrap=dataclasses.replace(
+        config.bootstrap, dead_letter_queue_name="plain-dlq"))  # fmt: skip
+    with pytest.raises(BootstrapError, match="both be FIFO"):
+        bootstrap(mixed, **clients)
