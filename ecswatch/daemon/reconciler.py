@@ -25,6 +25,7 @@ from ecswatch.daemon.ecs import ECS_READ, EcsApi, RateLimiter, Stopping
 from ecswatch.daemon.lease import Lease
 from ecswatch.daemon.reconcile_metrics import ReconcileMetrics
 from ecswatch.daemon.retry import WRITE, Retrier
+from ecswatch.daemon.service_counts import ServiceCounts
 from ecswatch.daemon.store import Outcome, Store, WriteResult
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.events import FailedStart, failed_start
@@ -70,6 +71,14 @@ class Reconciler:
             config.dynamodb.service_table,
             owner or lease_owner(),
             self._settings.lease_seconds,
+        )
+        self._services = ServiceCounts(
+            self._api,
+            dynamodb,
+            config.dynamodb.service_table,
+            self._read_retrier,
+            idle_ttl_days=config.dynamodb.idle_service_ttl_days,
+            checkpoint=self._checkpoint,
         )
         self._thread = threading.Thread(target=self._run, name="ecswatch-reconciler", daemon=True)
 
@@ -141,9 +150,10 @@ class Reconciler:
         )  # fmt: skip
         calls_before = self._api.calls
         log.info("reconcile_pass_started", owner=self.lease.owner, started_at=round(started, 3))
-        result, error = "success", ""
+        result, error, services = "success", "", 0
         try:
-            drift.run(self._settings.cluster_list())
+            clusters = drift.run(self._settings.cluster_list())
+            services = self._services.sync(clusters)
         except Stopping:
             result = "aborted"
         except Exception as exc:
@@ -163,6 +173,7 @@ class Reconciler:
             duration_seconds=round(duration, 3),
             api_calls=self._api.calls - calls_before,
             skipped_without_version=drift.tally.skipped_without_version,
+            services=services,
             **drift.tally.fixes,
         )
         return result

@@ -39,6 +39,8 @@ from prometheus_client.registry import Collector
 from ecswatch.daemon.dynamo import is_condition_failure, scan, write
 from ecswatch.daemon.lease import is_lease_key
 from ecswatch.daemon.retry import Retrier
+from ecswatch.daemon.service_counts import FIELDS as COUNT_FIELDS
+from ecswatch.daemon.service_counts import TaskCounts, count_gauges, counts_of
 from ecswatch.daemon.store import Outcome
 from ecswatch.domain.arns import account_region
 from ecswatch.domain.services import IN_PROGRESS, ServiceEvent
@@ -62,6 +64,7 @@ class ServiceState:
     service: str
     impaired: bool | None
     deployment_state: str | None
+    counts: TaskCounts | None = None  # from the ECS API, written by the reconciler
 
 
 def _s(value: str) -> dict[str, str]:
@@ -184,6 +187,7 @@ class ServiceStore:
             "taskStartImpaired",
             "deploymentState",
             "expiresAt",
+            *COUNT_FIELDS,
         )
         now = self._clock()
         states = {}
@@ -198,6 +202,7 @@ class ServiceStore:
                 service=str(item.get("serviceName") or ""),
                 impaired=item.get("taskStartImpaired"),
                 deployment_state=item.get("deploymentState"),
+                counts=counts_of(item),
             )
         return states
 
@@ -238,7 +243,7 @@ class ServiceStateCollector(Collector):
             elif event.register == "deployment":
                 deployment = event.deployment_state
             self._states[event.service_arn] = ServiceState(
-                event.cluster, event.service, impaired, deployment
+                event.cluster, event.service, impaired, deployment, old.counts if old else None
             )
 
     def refresh(self) -> None:
@@ -278,3 +283,4 @@ class ServiceStateCollector(Collector):
                 deploying.add_metric(labels, 1.0 if state.deployment_state == IN_PROGRESS else 0.0)
         yield impaired
         yield deploying
+        yield from count_gauges((arn, s.cluster, s.service, s.counts) for arn, s in states)

@@ -112,3 +112,26 @@ def test_two_daemons_pass_once_per_interval_and_the_survivor_takes_over(
     code, _ = second.terminate()
     assert code == 0
     assert lease_item(stack)["leaseOwner"] == ""  # released on a clean stop: no wait for expiry
+
+
+def test_service_counts_from_the_api_on_every_replica_and_gone_with_the_service(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """desired/running/pending come from DescribeServices via the table, even with no events."""
+    ecs, _ = ecs_with_tasks(stack, 0)
+    for name, desired in (("web", 3), ("batch", 1)):
+        ecs.create_service(cluster="prod", serviceName=name, taskDefinition="web",
+                           desiredCount=desired)  # fmt: skip
+    leader = start_daemon(reconcile=FAST, metrics={"service_state_refresh_seconds": 0.2})
+    other = start_daemon(metrics={"service_state_refresh_seconds": 0.2})  # reconciliation off
+    labels = {"account": "123456789012", "region": "us-east-1", "cluster": "prod"}
+    gauge = lambda running, name, service: running.registry.get_sample_value(  # noqa: E731
+        f"ecswatch_service_{name}_tasks", {**labels, "service": service}
+    )  # fmt: skip
+    for replica in (leader, other):
+        wait_for(lambda r=replica: gauge(r, "desired", "web") == 3)
+        assert (gauge(replica, "running", "web"), gauge(replica, "pending", "web")) == (0, 3)
+        assert gauge(replica, "desired", "batch") == 1
+    ecs.delete_service(cluster="prod", service="batch", force=True)
+    wait_for(lambda: gauge(other, "desired", "batch") is None)
+    assert gauge(other, "desired", "web") == 3
