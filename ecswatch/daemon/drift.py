@@ -161,9 +161,11 @@ class Pass:
             for page in self._api.pages(
                 kind.list_operation, kind.list_key, cluster=cluster, **filters
             ):
-                self._checkpoint()
                 seen.update(page)
-                self._compare(kind, cluster, self._describe(kind, cluster, page))
+                for start in range(0, len(page), PAGE_SIZE):  # a page can exceed maxResults
+                    self._checkpoint()
+                    batch = page[start : start + PAGE_SIZE]
+                    self._compare(kind, cluster, self._describe(kind, cluster, batch))
         return seen
 
     def _describe(self, kind: Kind, cluster: str, arns: list[str]) -> list[dict[str, Any]]:
