@@ -135,3 +135,40 @@ def test_service_counts_from_the_api_on_every_replica_and_gone_with_the_service(
     ecs.delete_service(cluster="prod", service="batch", force=True)
     wait_for(lambda: gauge(other, "desired", "batch") is None)
     assert gauge(other, "desired", "web") == 3
+
+
+def test_stop_abandons_a_pass_in_progress_and_releases_the_lease(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """A pass slowed to 0.2 ECS calls/s is abandoned at stop, well inside shutdown_timeout."""
+    ecs_with_tasks(stack, 2)
+    running = start_daemon(reconcile={**FAST, "max_api_calls_per_second": 0.2})
+    wait_for(lambda: lease_item(stack).get("leaseOwner"))
+    started = time.monotonic()
+    assert running.daemon.stop()
+    took = time.monotonic() - started
+    assert running.value("ecswatch_reconcile_passes_total", result="aborted") == 1
+    assert running.value("ecswatch_reconcile_passes_total", result="success") == 0
+    assert lease_item(stack)["leaseOwner"] == ""
+    assert took < stack.config.workers.shutdown_timeout, took
+
+
+def test_a_lost_failed_start_is_counted_once_by_the_pass_not_again_by_its_late_event(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """A task STOPPED without ever starting, its events lost: the pass writes and counts it."""
+    ecs, arns = ecs_with_tasks(stack, 2)
+    ecs.stop_task(cluster="prod", task=arns[0], reason="CannotPullContainerError")
+    running = start_daemon(reconcile=FAST)
+    wait_for(lambda: running.value("ecswatch_reconcile_passes_total", result="success") >= 2)
+    item = stack.task_items()[arns[0]]
+    assert (item["lastStatus"], item["version"]) == ("STOPPED", 5)
+    assert sum(running.failed_starts().values()) == 1
+    # The lost event turns up after all: a duplicate, not a second count.
+    stack.send_events([{
+        "source": "aws.ecs", "detail-type": "ECS Task State Change", "id": "late",
+        "detail": {**{k: item[k] for k in ("taskArn", "clusterArn", "group")},
+                   "lastStatus": "STOPPED", "version": 5},
+    }])  # fmt: skip
+    wait_for(lambda: running.events("duplicate") == 1)
+    assert sum(running.failed_starts().values()) == 1
