@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     from ecswatch.daemon.app import Daemon  # noqa: PLC0415 (boto3 wiring only for the daemon)
 
     config = _load(args)
-    configure_logging(config.log.level, config.log.format)
+    configure_logging(config.log.level, config.log.format, cache=True)
     try:
         return Daemon(config).run()
     except NoRegionError:

@@ -7,6 +7,8 @@ never add up; both values are bounded by the organization, never ARNs or ids.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecswatch import __version__
@@ -38,6 +40,12 @@ OPERATIONS = (
 class Metrics:
     def __init__(self, registry: CollectorRegistry, *, tables: tuple[str, ...] = ()) -> None:
         self.registry = registry
+        # Label children by label values: `labels()` costs a lock and argument handling per
+        # call, a dict lookup does not. Only for the per-event series, whose label sets are
+        # bounded (detail types, outcomes, tables); a child, once made, lives as long as its
+        # metric anyway, so the cache holds nothing the registry does not.
+        self._event_children: dict[tuple[str, str], Any] = {}
+        self._write_children: dict[str, Any] = {}
         self.pending_to_stopped = Counter(
             "ecswatch_tasks_pending_to_stopped",
             "Tasks that went from PENDING straight to STOPPED (never started); "
@@ -146,7 +154,14 @@ class Metrics:
         self.retries.labels(operation=operation).inc()
 
     def observe_write(self, table: str, seconds: float) -> None:
-        self.write_seconds.labels(table=table).observe(seconds)
+        child = self._write_children.get(table)
+        if child is None:
+            child = self._write_children.setdefault(table, self.write_seconds.labels(table))
+        child.observe(seconds)
 
     def count_event(self, detail_type: str, outcome: str) -> None:
-        self.events.labels(detail_type=detail_type, outcome=outcome).inc()
+        key = (detail_type, str(outcome))
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children.setdefault(key, self.events.labels(*key))
+        child.inc()

@@ -9,6 +9,7 @@ kept and SQS redelivers it; a redelivery of an applied event is then a harmless 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,8 +40,47 @@ from ecswatch.domain.services import Kind, ServiceEvent
 log = structlog.get_logger("ecswatch.daemon.processor")
 
 
+SUMMARY_SECONDS = 60.0  # one INFO line a minute says what the per-message DEBUG lines would
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Summary:
+    """At most one `events_summary` line per `every` seconds: events by outcome since the last.
+
+    Read from the metrics, so it costs a float comparison per message and a registry read a
+    minute; at INFO it replaces one line per message (the largest per-event cost after botocore).
+    """
+
+    def __init__(self, metrics: Metrics, *, every: float) -> None:
+        self._metrics = metrics
+        self._every = every
+        self._lock = threading.Lock()
+        self._since = time.monotonic()
+        self._last = self._totals()
+
+    def due(self) -> None:
+        if time.monotonic() - self._since < self._every:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._since < self._every:
+                return  # another worker just wrote it
+            totals = self._totals()
+            delta = {k: int(v - self._last.get(k, 0.0)) for k, v in sorted(totals.items())}
+            log.info("events_summary", seconds=round(now - self._since, 1), **delta)
+            self._since, self._last = now, totals
+
+    def _totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for metric in self._metrics.events.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    outcome = sample.labels["outcome"]
+                    totals[outcome] = totals.get(outcome, 0.0) + sample.value
+        return totals
 
 
 class Processor:
@@ -55,6 +95,7 @@ class Processor:
         redact_environment: bool = True,
         stopped_task_ttl_days: int = 7,
         now: Callable[[], datetime] = utc_now,
+        summary_seconds: float = SUMMARY_SECONDS,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -64,6 +105,7 @@ class Processor:
         self._redact = redact_environment
         self._ttl_days = stopped_task_ttl_days
         self._now = now
+        self._summary = Summary(metrics, every=summary_seconds)
 
     def handle(self, message: Message) -> Fate:
         """Process one message and say what became of it; raises only on a bug."""
@@ -101,7 +143,17 @@ class Processor:
             failed = failed_start(event, result.other_status)
             if failed is not None:
                 self._metrics.count_failed_start(failed)
-        log.info(
+                # What an operator acts on, at INFO; the per-message line below is DEBUG.
+                log.info(
+                    "task_failed_to_start",
+                    message_id=message.message_id,
+                    arn=event.arn,
+                    cluster=failed.cluster,
+                    group=failed.group,
+                    stop_code=failed.stop_code,
+                )
+        self._summary.due()
+        log.debug(
             "message_processed",
             message_id=message.message_id,
             detail_type=event.detail_type,
@@ -144,7 +196,8 @@ class Processor:
                 ).inc()
         if outcome is Outcome.APPLIED and self._service_state is not None:
             self._service_state.applied(event)
-        log.info(
+        self._summary.due()
+        log.debug(
             "message_processed",
             message_id=message.message_id,
             detail_type=detail_type,

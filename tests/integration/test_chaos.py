@@ -38,7 +38,10 @@ def test_replicas_with_one_sigkilled_mid_run_end_exact(
     rng = random.Random(31)
     deliveries = [b for b in stream.bodies() for _ in range(rng.choice((2, 3)))]
     rng.shuffle(deliveries)
-    env = stack.daemon_environment(ECSWATCH_WORKERS_COUNT="3", ECSWATCH_SQS_VISIBILITY_TIMEOUT="5")
+    # DEBUG: the victim's per-message lines say what it counted before it died.
+    env = stack.daemon_environment(
+        ECSWATCH_WORKERS_COUNT="3", ECSWATCH_SQS_VISIBILITY_TIMEOUT="5", ECSWATCH_LOG_LEVEL="DEBUG"
+    )
     replicas = [DaemonProcess(env) for _ in range(3)]
     processes.extend(replicas)
     for replica in replicas:

@@ -197,11 +197,12 @@ def test_readiness_fails_while_the_queue_cannot_be_read(
     assert 2 <= attempts <= 30
 
 
-def test_logs_name_each_message_and_never_show_secrets(
+def test_debug_logs_name_each_message_and_never_show_secrets(
     stack: Stack, start_daemon: Callable[..., Running]
 ) -> None:
+    """At DEBUG, one line per message names it (id, ARN, version, outcome); no secret shows."""
     stream = generate(tasks=4, copies=1, seed=8, container_instances=0)
-    configure_logging("INFO", "json")
+    configure_logging("DEBUG", "json")
     with structlog.testing.capture_logs() as logs:
         running = start_daemon()
         stack.send(*stream.bodies())
@@ -213,3 +214,20 @@ def test_logs_name_each_message_and_never_show_secrets(
     assert "hunter2" not in repr(logs)
     assert "hunter2" not in repr(stack.task_items())
     assert "hunter2" in repr(stream.envelopes)  # the secret really was in the events
+
+
+def test_info_logs_each_failed_start_but_not_each_message(
+    stack: Stack, start_daemon: Callable[..., Running]
+) -> None:
+    """At INFO an operator sees the tasks that never started, not a line per event."""
+    stream = generate(tasks=8, copies=1, seed=8, container_instances=0)
+    configure_logging("INFO", "json")
+    with structlog.testing.capture_logs() as logs:
+        running = start_daemon()
+        stack.send(*stream.bodies())
+        wait_for(drained(stack, running, len(stream.envelopes)))
+    events = [entry["event"] for entry in logs]
+    assert "message_processed" not in events
+    failed = [entry for entry in logs if entry["event"] == "task_failed_to_start"]
+    assert len(failed) == sum(stream.truth.failed_starts.values()) > 0
+    assert {"arn", "cluster", "group", "stop_code"} <= set(failed[0])
