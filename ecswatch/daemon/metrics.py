@@ -15,7 +15,7 @@ from ecswatch import __version__
 from ecswatch.daemon.errors import PAUSE_REASONS
 from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE, FailedStart
 
-OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed")
+OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed", "expired")
 INVALID_REASONS = (
     "not_json",
     "not_envelope",

@@ -25,14 +25,14 @@ from ecswatch.daemon.queue import Message, Queue, TooLargeToCopyError
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Outcome, Store
 from ecswatch.domain.events import (
-    DEPLOYMENT_STATE_CHANGE,
-    SERVICE_ACTION,
     Event,
     Ignored,
     Invalid,
     build_item,
+    detail_type_of,
     event_lag_seconds,
     failed_start,
+    is_expired,
     parse_message,
 )
 from ecswatch.domain.services import Kind, ServiceEvent
@@ -119,9 +119,25 @@ class Processor:
                 "message_ignored", message_id=message.message_id, detail_type=parsed.detail_type
             )
             return fate.DELETE
+        if is_expired(parsed, self._now(), self._ttl_days):
+            return self._expired(message, parsed)
         if isinstance(parsed, ServiceEvent):
             return self._apply_service(message, parsed, started)
         return self._apply(message, parsed, started)
+
+    def _expired(self, message: Message, event: Event | ServiceEvent) -> Fate:
+        """Older than the TTL window: applying it could count or resurrect what has expired."""
+        detail_type = detail_type_of(event)
+        self._metrics.count_event(detail_type, "expired")
+        log.warning(
+            "event_expired",
+            message_id=message.message_id,
+            detail_type=detail_type,
+            arn=event.arn if isinstance(event, Event) else event.service_arn,
+            event_time=event.event_time if isinstance(event, Event) else event.at,
+            ttl_days=self._ttl_days,
+        )
+        return fate.DELETE
 
     def _apply(self, message: Message, event: Event, started: float) -> Fate:
         now = self._now()
@@ -168,7 +184,7 @@ class Processor:
         return fate.DELETE
 
     def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> Fate:
-        detail_type = SERVICE_ACTION if event.kind is Kind.ACTION else DEPLOYMENT_STATE_CHANGE
+        detail_type = detail_type_of(event)
         if self._services is None:
             self._metrics.count_event(detail_type, "ignored")
             return fate.DELETE

@@ -9,9 +9,9 @@ keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so e
 writer's marker succeeds for each id, and only that writer counts the event. The state write
 comes first: a crash between the two leaves the state applied and the id unmarked, and the
 redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
-Markers expire `event_ttl_days` after they are written, and an event older than that window is
-refused before it gets here (outcome `expired`, domain.times.too_old), so no marker expires while
-a copy of its event could still be applied (TTL deletes late, never early).
+Markers expire `event_ttl_days` after they are written, and an event older than that window
+is refused before it gets here (outcome `expired`, domain.events.is_expired), so no marker
+expires while a copy of its event could still be applied (TTL deletes late, never early).
 Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
 1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
 typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an

@@ -205,6 +205,28 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
     return item
 
 
+def detail_type_of(event: Event | ServiceEvent) -> str:
+    if isinstance(event, Event):
+        return event.detail_type
+    return SERVICE_ACTION if event.kind is Kind.ACTION else DEPLOYMENT_STATE_CHANGE
+
+
+def is_expired(event: Event | ServiceEvent, now: datetime, ttl_days: int) -> bool:
+    """Older than the TTL window (`ttl_days` after its own time): not to be applied.
+
+    Why this makes a redelivery harmless: an item (or service-event marker) written at w
+    expires at w + ttl, never earlier, and w is after the event's time t. A copy arriving at n
+    is applied only if n - t <= ttl, so n <= w + ttl: whatever it would find is still there,
+    and it is a duplicate. Without the rule, a copy replayed after the item expired (a DLQ
+    redrive, an archive replay) would count a failed start again or resurrect a task for ever.
+    An event without a readable time is not refused: nothing says it is old.
+    """
+    if ttl_days <= 0:
+        return False
+    then = parse_time(event.event_time if isinstance(event, Event) else event.at)
+    return then is not None and (now - then).total_seconds() > ttl_days * 86400
+
+
 def is_gone(event: Event) -> bool:
     """A resource that never changes again: a STOPPED task, a deregistered (INACTIVE) or failed
     container instance. Its item expires; a later, higher version (if any) replaces the whole

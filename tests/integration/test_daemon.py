@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog.testing
@@ -13,6 +14,9 @@ from ecswatch.daemon.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
 from ecswatch.dev.simulate import DEFAULT_SERVICES, generate
 from ecswatch.logging import configure_logging
 from tests.conftest import Running, Stack, http_get, wait_for
+
+# Recent: events older than stopped_task_ttl_days (7) are refused as `expired`.
+EVENT_TIME = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 TASK = "ECS Task State Change"
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef"
@@ -32,7 +36,7 @@ def task(version: int, status: str, **extra: Any) -> dict[str, Any]:
         "id": f"id-{version}-{status}",
         "detail-type": TASK,
         "source": "aws.ecs",
-        "time": "2026-11-23T12:00:00Z",
+        "time": EVENT_TIME,
         "region": "us-east-1",
         "resources": [ARN],
         "detail": detail,
@@ -55,7 +59,7 @@ def test_applied_event_lands_as_an_item_with_bookkeeping(
     assert item["lastStatus"] == "RUNNING"
     assert str(item["cpuShare"]) == "0.25"
     assert item["eventId"] == "id-3-RUNNING"
-    assert item["eventTime"] == "2026-11-23T12:00:00Z"
+    assert item["eventTime"] == EVENT_TIME
     assert item["writtenAt"].startswith("20")
     assert "expiresAt" not in item
     assert running.events("applied") == 1

@@ -36,7 +36,8 @@ from ecswatch.domain.services import ServiceEvent
 from tests.conftest import Running, Stack, wait_for
 from tests.domain.test_properties import NoQueue
 
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+# Recent: events older than stopped_task_ttl_days (7) are refused as `expired`.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 NAMES = ["SERVICE_STEADY_STATE", "SERVICE_TASK_START_IMPAIRED", "SERVICE_TASK_PLACEMENT_FAILURE"]
 DEPLOYMENTS = ["SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_COMPLETED"]
 
