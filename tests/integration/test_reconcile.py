@@ -164,3 +164,18 @@ def test_a_table_already_exact_gets_no_writes(env: Stack) -> None:
               if "PutItem" in t or "UpdateItem" in t}  # fmt: skip
     assert tally.written == {}
     assert sum(writes.values()) == 0
+
+
+def test_a_deregistered_container_instance_is_marked_inactive_at_its_version(env: Stack) -> None:
+    """Container instances converge like tasks: a vanished one becomes INACTIVE, version kept."""
+    ecs_with_tasks(env, 0)
+    gone = f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/prod/terminated-under-its-tasks"
+    env.dynamodb.put_item(
+        TableName=env.config.dynamodb.container_instance_table,
+        Item={"containerInstanceArn": {"S": gone}, "clusterArn": {"S": OWN_PROD},
+              "status": {"S": "ACTIVE"}, "version": {"N": "12"}},
+    )  # fmt: skip
+    tally = reconcile(ecs_client(env), env.dynamodb, env.config, ["prod"], apply=True)
+    item = env.items(env.config.dynamodb.container_instance_table)[gone]
+    assert (item["status"], item["version"], item["reconciledFrom"]) == ("INACTIVE", 12, "ACTIVE")
+    assert tally.fixes == {"added": 1, "caught_up": 0, "marked_stopped": 1}
