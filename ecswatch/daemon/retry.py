@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import TypeVar
 
 import structlog
@@ -94,6 +95,7 @@ class Retrier:
     ) -> None:
         self._quota = quota if quota is not None else RetryQuota()
         self._spent = threading.local()  # tokens the current call's retries took, per thread
+        self._head = threading.local()  # seconds the fast path's first attempt took, per thread
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             operation = str(state.args[0])
@@ -116,7 +118,7 @@ class Retrier:
             ),
             stop=tenacity.stop_any(
                 tenacity.stop_after_attempt(policy.attempts),
-                tenacity.stop_before_delay(policy.max_seconds),
+                _BeforeDelay(self, policy.max_seconds),
                 tenacity.stop_when_event_set(abort),
                 _Budget(self),  # last: tokens are taken only for a retry that happens
             ),
@@ -126,12 +128,33 @@ class Retrier:
         )
 
     def __call__(self, operation: str, fn: Callable[[], T]) -> T:
-        """Call `fn` (the AWS operation named `operation`) until it succeeds or the policy ends."""
+        """Call `fn` (the AWS operation named `operation`) until it succeeds or the policy ends.
+
+        Fast path: nearly every call succeeds at once, and for those tenacity's machinery (a
+        call state, statistics, the stop and wait chain) is pure cost. So the first attempt
+        runs here; its failure hands over to tenacity as attempt 1, already made (`_replay`),
+        and its duration counts against `max_seconds` (`_BeforeDelay`): the same policy.
+        """
+        started = monotonic()
+        try:
+            result = fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return self._retry(operation, fn, exc, monotonic() - started)
+        self._quota.succeeded(0)
+        return result
+
+    def _retry(self, operation: str, fn: Callable[[], T], first: Exception, head: float) -> T:
         spent: list[int] = []
         self._spent.value = spent
-        result: T = self._retrying(_invoke, operation, fn)
+        self._head.value = head
+        result: T = self._retrying(_replay(first), operation, fn)
         self._quota.succeeded(sum(spent))
         return result
+
+    def head_seconds(self) -> float:
+        return float(getattr(self._head, "value", 0.0))
 
     def _budget_spent(self, state: tenacity.RetryCallState) -> bool:
         outcome = state.outcome
@@ -143,6 +166,18 @@ class Retrier:
         return False
 
 
+class _BeforeDelay(tenacity.stop.stop_base):
+    """tenacity's stop_before_delay, counting the fast path's first attempt too."""
+
+    def __init__(self, retrier: Retrier, max_seconds: float) -> None:
+        self._retrier = retrier
+        self._max = max_seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        elapsed = (retry_state.seconds_since_start or 0.0) + self._retrier.head_seconds()
+        return elapsed + retry_state.upcoming_sleep >= self._max
+
+
 class _Budget(tenacity.stop.stop_base):
     def __init__(self, retrier: Retrier) -> None:
         self._retrier = retrier
@@ -151,8 +186,17 @@ class _Budget(tenacity.stop.stop_base):
         return self._retrier._budget_spent(retry_state)
 
 
-def _invoke(operation: str, fn: Callable[[], T]) -> T:
-    return fn()
+def _replay(first: Exception) -> Callable[[str, Callable[[], T]], T]:
+    """tenacity's attempt function: attempt 1 is the fast path's, already failed with `first`;
+    the later ones call `fn`."""
+    pending = [first]
+
+    def attempt(operation: str, fn: Callable[[], T]) -> T:
+        if pending:
+            raise pending.pop()
+        return fn()
+
+    return attempt
 
 
 def _waiter(abort: threading.Event) -> Callable[[float], None]:
