@@ -1,4 +1,5 @@
-"""structlog, configured once: JSON lines for machines, a console renderer on a terminal."""
+"""structlog, configured once: JSON lines for machines, a console renderer on a terminal; the
+stdlib loggers (botocore, urllib3, ...) rendered by the same processors into the same stream."""
 
 from __future__ import annotations
 
@@ -26,21 +27,58 @@ def configure_logging(
     """
     out = stream or sys.stderr
     console = not renders_json(fmt, out)
-    processors: list[structlog.typing.Processor] = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if console:
-        processors.append(structlog.dev.ConsoleRenderer())
-    else:
-        processors += [
-            structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(),
-        ]
+    rendering: list[structlog.typing.Processor] = (
+        [structlog.dev.ConsoleRenderer()]
+        if console
+        else [TRACEBACKS, structlog.processors.JSONRenderer()]
+    )
+    numeric_level = logging.getLevelName(level)
     structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        processors=[*shared, *rendering],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=cache,
     )
+    _route_stdlib(out, shared, rendering, numeric_level)
+
+
+#: tracebacks as structured JSON, without frame locals: a frame's locals may hold a whole event
+TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+#: stdlib loggers whose DEBUG output holds request and response bodies (whole events): never
+#: below INFO, whatever the level, so no log line ever carries an event.
+BODY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def _route_stdlib(
+    out: TextIO,
+    shared: list[structlog.typing.Processor],
+    rendering: list[structlog.typing.Processor],
+    level: int,
+) -> None:
+    """One handler on the root logger, formatting each record with structlog's own chain, so a
+    botocore warning is a JSON line like ours (with `logger`), not a line of plain text."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+    )
+    handler = _Handler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)  # reconfiguration replaces ours, keeps anyone else's
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """ecswatch's root handler, told apart from others' on reconfiguration."""

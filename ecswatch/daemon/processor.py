@@ -48,7 +48,8 @@ def utc_now() -> datetime:
 
 
 class Summary:
-    """At most one `events_summary` line per `every` seconds: events by outcome since the last.
+    """At most one `events_summary` line per `every` seconds: events by outcome since the last,
+    and the mean lag of the events applied in between.
 
     Read from the metrics, so it costs a float comparison per message and a registry read a
     minute; at INFO it replaces one line per message (the largest per-event cost after botocore).
@@ -69,8 +70,14 @@ class Summary:
             if now - self._since < self._every:
                 return  # another worker just wrote it
             totals = self._totals()
-            delta = {k: int(v - self._last.get(k, 0.0)) for k, v in sorted(totals.items())}
-            log.info("events_summary", seconds=round(now - self._since, 1), **delta)
+            delta = {k: v - self._last.get(k, 0.0) for k, v in sorted(totals.items())}
+            lag_count, lag_sum = delta.pop("lag_count"), delta.pop("lag_sum")
+            log.info(
+                "events_summary",
+                seconds=round(now - self._since, 1),
+                **{k: int(v) for k, v in delta.items()},
+                lag_seconds_mean=round(lag_sum / lag_count, 3) if lag_count else None,
+            )
             self._since, self._last = now, totals
 
     def _totals(self) -> dict[str, float]:
@@ -80,6 +87,10 @@ class Summary:
                 if sample.name.endswith("_total"):
                     outcome = sample.labels["outcome"]
                     totals[outcome] = totals.get(outcome, 0.0) + sample.value
+        for metric in self._metrics.event_lag.collect():  # applied events' lag, for its mean
+            for sample in metric.samples:
+                if sample.name.endswith(("_count", "_sum")):
+                    totals["lag_" + sample.name.rsplit("_", 1)[1]] = sample.value
         return totals
 
 
