@@ -182,15 +182,18 @@ class Daemon:
         """Drain the workers under shutdown_timeout, then the HTTP server; True if all drained."""
         timeout = self.config.workers.shutdown_timeout
         log.info("ecswatch_stopping", shutdown_timeout=timeout)
-        started = time.monotonic()
+        # One deadline for every component, each taking the time left: the pool (workers,
+        # deletes, heartbeat) gets all but the last half second, which the service-state
+        # collector, the reconciler and the HTTP server share. Workers stop before the HTTP
+        # server so health checks stay green while we drain.
+        deadline = time.monotonic() + timeout
         if self._reconciler is not None:
             self._reconciler.stop()  # abandons its pass while the workers drain
-        # Workers stop before the HTTP server so health checks stay green while we drain.
-        drained = self._pool.shutdown(timeout - 0.5) if self._pool is not None else True
+        drained = self._pool.shutdown(deadline - 0.5) if self._pool is not None else True
         if self._service_state is not None:
-            self._service_state.stop()
+            self._service_state.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self._reconciler is not None:
-            self._reconciler.join(timeout - 0.5 - (time.monotonic() - started))
+            self._reconciler.join(max(0.1, deadline - time.monotonic()))
         self.http.stop()
         log.info("ecswatch_stopped", drained=drained)
         return drained

@@ -78,13 +78,13 @@ class InFlight:
         if self._settle([message], keep_held=True):
             self.deleter.add(message)
 
-    def release(self, messages: Sequence[Message]) -> None:
-        """Nobody will work these now: make them visible again at once (visibility 0)."""
+    def release(self, messages: Sequence[Message], *, after_seconds: int = 0) -> None:
+        """Nobody will work these now: make them visible again at once (or `after_seconds`)."""
         settled = self._settle(messages)
         if not settled:
             return
         try:
-            failed = self._queue.change_visibility(settled, 0)
+            failed = self._queue.change_visibility(settled, after_seconds)
             log.info("messages_released", messages=len(settled) - len(failed))
         except Exception as exc:  # they become visible at their timeout instead
             log.warning("release_failed", messages=len(settled), error=type(exc).__name__)
@@ -159,10 +159,11 @@ class InFlight:
     def close(self, timeout: float) -> bool:
         """Flush the deletes, then stop the heartbeat (last, so what is still being deleted
         stays invisible meanwhile); True when every delete was sent in time."""
+        deadline = time.monotonic() + timeout
         flushed = self.deleter.close(timeout)
         self._stop.set()
         if self._thread.ident is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
         return flushed
 
     def _run(self) -> None:

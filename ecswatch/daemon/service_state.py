@@ -228,10 +228,10 @@ class ServiceStateCollector(Collector):
         if self._refresh_seconds > 0:
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     def applied(self, event: ServiceEvent) -> None:
         with self._lock:

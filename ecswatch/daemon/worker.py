@@ -44,6 +44,7 @@ POLL_SECONDS = 0.5  # how often an idle thread looks at the stop flag
 #: a message that started this many pauses, with successes in between, is kept (given back
 #: to SQS) instead of held again: it, not the world, is what fails
 MAX_TRIPS_PER_MESSAGE = 3
+RELEASE_BEHIND_POLL_SECONDS = 3  # visibility of messages given back while a poll is still open
 
 
 def fetcher_threads(count: int) -> int:
@@ -135,29 +136,38 @@ class WorkerPool:
         last = self._last_receive
         return None if last is None else time.monotonic() - last
 
-    def shutdown(self, timeout: float) -> bool:
-        """Ordered stop under one deadline; True when every message was settled in time.
+    def shutdown(self, deadline: float) -> bool:
+        """Ordered stop by one deadline (time.monotonic()); True when every message was settled.
 
         1. stop receiving and starting messages; workers finish the one in hand;
-        2. at 80% of the deadline, abort retries so a stuck write gives its message back;
-        3. release what was prefetched but never started, flush the deleter;
-        4. stop the heartbeat last, so messages still being worked stay invisible meanwhile.
-        A fetcher blocked in a long poll returns within wait_time_seconds and releases what it got.
+        2. at 80% of the time left, abort retries so a stuck write gives its message back;
+        3. release what was prefetched but never started, flush the deletes;
+        4. stop the heartbeat last, so messages still being deleted stay invisible meanwhile.
+        The abort point and the long poll: fetchers get one poll interval to leave, no more. One
+        blocked in a long poll (up to wait_time_seconds, 20 s by default, which would not fit
+        ECS's 30 s stopTimeout after a busy drain) is left to end with the process; what that
+        cut-short poll would have returned stays invisible until its visibility timeout, then is
+        redelivered (docs/guarantees.md). A poll that returns while we still drain gives its
+        messages back at once (_fetch_once).
         """
         started = time.monotonic()
         self.stopping.set()
         with self._has_work:
             self._has_work.notify_all()
             self._has_room.notify_all()
-        threads = self._workers + self._fetchers
-        finished = _join(threads, started + 0.8 * timeout)
+        finished = _join(self._workers, started + 0.8 * (deadline - started))
         if not finished:
             self.abort.set()
-            finished = _join(threads, started + timeout - 1.0)
-        self.inflight.release(self._take_unstarted())
-        flushed = self.inflight.close(max(0.5, started + timeout - time.monotonic()))
+            finished = _join(self._workers, deadline - 1.0)
+        polling = not _join(self._fetchers, time.monotonic() + POLL_SECONDS)
+        # Released at once, they would fall into a poll of ours still open and then die with
+        # the process; visible again a little after we exit, the next consumer takes them.
+        self.inflight.release(
+            self._take_unstarted(), after_seconds=RELEASE_BEHIND_POLL_SECONDS if polling else 0
+        )
+        flushed = self.inflight.close(max(0.5, deadline - time.monotonic()))
         if not (finished and flushed):
-            running = sum(t.is_alive() for t in threads)
+            running = sum(t.is_alive() for t in self._workers)
             log.warning("shutdown_incomplete", threads_still_running=running, flushed=flushed)
         return finished and flushed
 
@@ -234,7 +244,8 @@ class WorkerPool:
             self._settle(message, outcome, probe=probe)
 
     def _settle(self, message: Message, outcome: Fate, *, probe: bool) -> None:
-        tripped = self.pause.settled(outcome, probe=probe)
+        # A write cut short by the shutdown's abort says nothing about the world.
+        tripped = False if self.abort.is_set() else self.pause.settled(outcome, probe=probe)
         handle = message.receipt_handle
         if outcome.deletes:
             self._trips.pop(handle, None)

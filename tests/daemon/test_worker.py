@@ -161,7 +161,7 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -
     deadline = time.monotonic() + 10
     while not pool.stopping.is_set() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert pool.shutdown(timeout=5)
+    assert pool.shutdown(time.monotonic() + 5)
     assert processor.handled == 2
     assert queue.deleted == ["m0", "m1"]
     assert queue.visibility == [("m2", 0), ("m3", 0), ("m4", 0)]
@@ -285,7 +285,7 @@ def test_prefetch_asks_for_whole_batches_and_stays_bounded_while_workers_are_stu
     assert set(queue.asked) == {10}
     processor.release.set()
     pool.stopping.set()
-    assert pool.shutdown(timeout=5)
+    assert pool.shutdown(time.monotonic() + 5)
     deleted, released = set(queue.deleted), {m for m, seconds in queue.visibility if seconds == 0}
     assert not deleted & released
     assert len(deleted) + len(released) == queue.handed  # every message settled, one way
@@ -311,5 +311,5 @@ def test_a_fetcher_survives_an_unexpected_error_and_keeps_receiving() -> None:
         time.sleep(0.02)
     assert processor.handled == 3
     assert pool.all_alive()
-    assert pool.shutdown(timeout=5)
+    assert pool.shutdown(time.monotonic() + 5)
     assert queue.deleted == ["m0", "m1", "m2"]

@@ -1,0 +1,58 @@
+"""SIGTERM at the default timings (wait_time_seconds 20, shutdown_timeout 25): an idle process
+exits at once although its fetchers sit in a 20 s long poll; a busy one exits 0 within ECS's
+30 s stopTimeout with its writes finished, and nothing is lost."""
+
+from __future__ import annotations
+
+from ecswatch.dev.simulate import generate
+from tests.conftest import Stack, wait_for
+from tests.integration.daemon_process import DaemonProcess
+
+
+def in_long_poll(stack: Stack) -> bool:
+    """A ReceiveMessage reached the emulator: with an empty queue it now waits 20 s."""
+    return stack.emulator.injector.requests["AmazonSQS.ReceiveMessage"] >= 1
+
+
+def default_timings(stack: Stack) -> dict[str, str]:
+    env = stack.daemon_environment(ECSWATCH_SQS_WAIT_TIME_SECONDS="20", ECSWATCH_WORKERS_COUNT="2")
+    env.pop("ECSWATCH_WORKERS_SHUTDOWN_TIMEOUT", None)
+    return env
+
+
+def test_idle_sigterm_does_not_wait_for_the_long_poll(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    """An idle replica in a 20 s long poll exits 0 well before the poll would return."""
+    proc = DaemonProcess(default_timings(stack))
+    processes.append(proc)
+    wait_for(lambda: in_long_poll(stack), timeout=30)
+    code, seconds = proc.terminate()
+    assert code == 0, proc.stderr_text()[-2000:]
+    assert seconds < 10  # joining the long poll would take up to 20 s
+
+
+def test_busy_sigterm_finishes_the_writes_in_hand_and_exits_0_inside_the_stop_timeout(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    """Writes in hand finish, prefetched messages go back, fetchers' polls are cut: exit 0."""
+    stack.emulator.faults.stall_share = 1.0
+    stack.emulator.faults.stall_seconds = 3.0
+    stream = generate(tasks=3, copies=1, seed=21, container_instances=0)
+    proc = DaemonProcess(default_timings(stack))
+    processes.append(proc)
+    wait_for(lambda: in_long_poll(stack), timeout=30)
+    stack.send(*stream.bodies())
+    wait_for(lambda: proc.metric("ecswatch_messages_received_total") >= 1, timeout=20)
+    code, seconds = proc.terminate(timeout=40)
+    assert code == 0, proc.stderr_text()[-2000:]
+    assert seconds < 30
+    assert proc.events("ecswatch_stopped")[0]["drained"] is True
+    stack.emulator.faults.reset()
+    # Whatever it did not finish it gave back: a second replica completes the stream.
+    second = DaemonProcess(stack.daemon_environment())
+    processes.append(second)
+    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=60)
+    assert stack.stored() == stream.truth.final
+    assert stack.dead_letters() == []
+    assert second.terminate()[0] == 0
