@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from ecswatch import __version__
 from ecswatch.config import CONFIG_ENV, ENV_PREFIX, Config, ConfigError, describe, load_config
@@ -126,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoRegionError:
         return config_error(NO_REGION, _log_format(args))
     except NoCredentialsError:
-        return config_error(NO_CREDENTIALS, _log_format(args))
+        print(f"ecswatch: {args.command}: {NO_CREDENTIALS}", file=sys.stderr)
+        return EXIT_FATAL
+    except (ConnectionError, HTTPClientError) as exc:
+        return _unreachable(args.command, exc)
+    except ClientError as exc:
+        return _aws_failure(args.command, exc)
 
 
 def config_error(message: str, log_format: str = "auto") -> int:
@@ -325,11 +336,39 @@ def _reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: what an operator checks, by errors.systemic_reason
+AWS_HINTS = {
+    "access_denied": "check the IAM policy of the task role or user (and KMS key policies)",
+    "credentials": "check the credentials (expired token, wrong keys, clock skew)",
+    "missing_resource": "check the names in the configuration, the region, or run bootstrap",
+    "throttling": "AWS is throttling: try again later or raise the limits",
+    "unavailable": "AWS answers 5xx: try again later",
+}
+
+
 def _aws_failure(command: str, exc: ClientError) -> int:
+    """One line for AWS refusing a call: the call, the code, AWS's words, what to check."""
+    from ecswatch.daemon.errors import systemic_reason  # noqa: PLC0415
+
     error = exc.response.get("Error", {})
+    hint = AWS_HINTS.get(systemic_reason(exc) or "")
     print(
         f"ecswatch: {command}: {exc.operation_name} failed: {error.get('Code')}: "
-        f"{error.get('Message')}",
+        f"{error.get('Message')}" + (f" ({hint})" if hint else ""),
+        file=sys.stderr,
+    )
+    return EXIT_FATAL
+
+
+def _unreachable(command: str, exc: Exception) -> int:
+    """One line for an endpoint that cannot be reached: the service, the endpoint, what to check."""
+    endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    service = host.split(".", 1)[0] if host.endswith("amazonaws.com") else "AWS"
+    print(
+        f"ecswatch: {command}: cannot reach {service} at {endpoint or 'its endpoint'} "
+        f"({type(exc).__name__}): check aws.endpoint_url / AWS_ENDPOINT_URL_<SERVICE>, "
+        "the region, the network and any proxy",
         file=sys.stderr,
     )
     return EXIT_FATAL
