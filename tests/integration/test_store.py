@@ -129,3 +129,22 @@ def test_a_missing_table_is_not_retried(stack: Stack) -> None:
         apply(make_store(stack, recorder, table="NoSuchTable"), event(1))
     assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert recorder.retries == []
+
+
+def test_only_the_stores_own_conflicts_are_trimmed_to_what_it_reads(stack: Stack) -> None:
+    """The store's conflict answer keeps version and lastStatus; another caller of the same
+    client (the reconciler's lease) still gets the whole winning item."""
+    store = make_store(stack, Recorder())
+    apply(store, event(5))
+    client = store._client
+    table = stack.config.dynamodb.task_table
+    with pytest.raises(ClientError) as caught:
+        client.put_item(
+            TableName=table,
+            Item={"taskArn": {"S": ARN}, "version": {"N": "1"}},
+            ConditionExpression="attribute_not_exists(taskArn)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    whole = caught.value.response["Item"]
+    assert {"taskArn", "version", "lastStatus", "eventId", "writtenAt"} <= set(whole)
+    assert apply(store, event(5)).outcome is Outcome.DUPLICATE
