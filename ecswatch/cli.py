@@ -175,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(config.log.level, config.log.format, cache=True)
     try:
         return Daemon(config).run()
-    except NoRegionError:
+    except (NoRegionError, ConfigError):
         raise
     except Exception:
         structlog.get_logger("ecswatch").exception("fatal_error")

@@ -16,6 +16,7 @@ from ecswatch.config import Config
 from ecswatch.daemon.aws import make_client
 from ecswatch.daemon.http import HttpServer
 from ecswatch.daemon.metrics import Metrics
+from ecswatch.daemon.preflight import wait_until_ready
 from ecswatch.daemon.processor import Processor
 from ecswatch.daemon.queue import Queue
 from ecswatch.daemon.reconcile_metrics import ReconcileMetrics
@@ -23,7 +24,7 @@ from ecswatch.daemon.reconciler import Reconciler
 from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
 from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
 from ecswatch.daemon.store import Store
-from ecswatch.daemon.worker import WorkerPool, deleter_threads, fetcher_threads
+from ecswatch.daemon.worker import WorkerPool, deleter_threads, error_backoff, fetcher_threads
 
 log = structlog.get_logger("ecswatch.daemon.app")
 
@@ -103,6 +104,9 @@ class Daemon:
             max_pool_connections=pool_size,
         )
         dynamodb = make_client("dynamodb", cfg.aws, max_pool_connections=pool_size)
+        # Before consuming: a misconfiguration exits 2 now, not after the queue has drained.
+        if not wait_until_ready(cfg, sqs, dynamodb, self.stop_requested, backoff=error_backoff):
+            return
         queue = Queue(
             sqs,
             cfg.sqs.queue_url,

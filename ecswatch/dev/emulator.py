@@ -25,6 +25,8 @@ THROTTLE_BODY = {
     "message": "The level of configured provisioned throughput for the table was exceeded.",
 }
 ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
+SQS_THROTTLED = "com.amazonaws.sqs#RequestThrottled"
+SQS_MISSING_QUEUE = "com.amazonaws.sqs#QueueDoesNotExist"
 INTERNAL_ERROR_BODY = {
     "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
     "message": "Internal server error (injected by ecswatch's emulator)",
@@ -52,6 +54,11 @@ class Faults:
     #: a systemic fault: every DynamoDB request (any operation) answers HTTP 400 with this
     #: `__type`, e.g. ACCESS_DENIED, as when someone edits the task role
     dynamodb_error: str = ""
+    #: the SQS side: these operations (e.g. "ReceiveMessage", "DeleteMessageBatch") answer
+    #: HTTP 400 with `sqs_error` as `__type` (e.g. SQS_THROTTLED) for `sqs_share` of requests
+    sqs_operations: tuple[str, ...] = ()
+    sqs_error: str = ""
+    sqs_share: float = 1.0
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -65,7 +72,7 @@ class FaultInjector:
         self.delay_seconds = delay_seconds
         self.faults = Faults()
         self.injected: dict[str, int] = dict.fromkeys(
-            ("throttle", "server_error", "stall", "down", "dynamodb_error"), 0
+            ("throttle", "server_error", "stall", "down", "dynamodb_error", "sqs_error"), 0
         )
         #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
         self.requests: collections.Counter[str] = collections.Counter()
@@ -85,9 +92,9 @@ class FaultInjector:
         if faults.down:
             self._count("down")
             return _answer(start_response, "503 Service Unavailable", {"message": "down"})
-        if faults.dynamodb_error and target.startswith("DynamoDB_20120810."):
-            self._count("dynamodb_error")
-            body = {"__type": faults.dynamodb_error, "message": "injected by ecswatch's emulator"}
+        error = self._systemic(target)
+        if error is not None:
+            body = {"__type": error, "message": "injected by ecswatch's emulator"}
             return _answer(start_response, "400 Bad Request", body)
         if target.startswith("DynamoDB_20120810.") and target.split(".", 1)[1] in faults.operations:
             with self._lock:
@@ -107,6 +114,20 @@ class FaultInjector:
             with self._atomic:  # moto answers inside the call: the whole write is under the lock
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
+
+    def _systemic(self, target: str) -> str | None:
+        """The `__type` to answer `target` with, when a configured error applies to it."""
+        faults = self.faults
+        if target.startswith("AmazonSQS.") and target.split(".", 1)[1] in faults.sqs_operations:
+            with self._lock:
+                draw = self._random.random()
+            if draw < faults.sqs_share:
+                self._count("sqs_error")
+                return faults.sqs_error
+        if faults.dynamodb_error and target.startswith("DynamoDB_20120810."):
+            self._count("dynamodb_error")
+            return faults.dynamodb_error
+        return None
 
     def _count(self, kind: str) -> None:
         with self._lock:

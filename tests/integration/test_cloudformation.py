@@ -25,6 +25,8 @@ IAM_ACTION = {
     "UpdateItem": "dynamodb:UpdateItem",
     "Scan": "dynamodb:Scan",
     "BatchGetItem": "dynamodb:BatchGetItem",
+    "GetQueueAttributes": "sqs:GetQueueAttributes",
+    "DescribeTable": "dynamodb:DescribeTable",
     **{op: f"ecs:{op}" for op in ECS_OPERATIONS},
 }
 
@@ -53,7 +55,16 @@ def test_task_role_grants_exactly_the_operations_ecswatch_uses() -> None:
     # The retried operations, plus the two that are not retried per call (the poll loop and the
     # service-state refresher back off on their own).
     # Reconciliation adds its ECS reads and the BatchGetItem that compares versions.
-    used = (*OPERATIONS, "ReceiveMessage", "Scan", "BatchGetItem", *ECS_OPERATIONS)
+    # Start-up checks add DescribeTable and GetQueueAttributes (also the queue-depth poll).
+    used = (
+        *OPERATIONS,
+        "ReceiveMessage",
+        "Scan",
+        "BatchGetItem",
+        "GetQueueAttributes",
+        "DescribeTable",
+        *ECS_OPERATIONS,
+    )
     assert granted() == {IAM_ACTION[op] for op in used}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import structlog.testing
 
 from ecswatch.daemon.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
+from ecswatch.dev.emulator import SQS_MISSING_QUEUE
 from ecswatch.dev.simulate import DEFAULT_SERVICES, generate
 from ecswatch.logging import configure_logging
 from tests.conftest import Running, Stack, http_get, wait_for
@@ -189,7 +190,10 @@ def test_endpoints_answer_health_readiness_and_metrics(
 def test_readiness_fails_while_the_queue_cannot_be_read(
     stack: Stack, start_daemon: Callable[..., Running]
 ) -> None:
-    running = start_daemon(sqs={"queue_url": stack.resources.queue_url + "-missing"})
+    # The queue vanishes for ReceiveMessage only (a missing queue at start exits 2 instead).
+    stack.emulator.faults.sqs_operations = ("ReceiveMessage",)
+    stack.emulator.faults.sqs_error = SQS_MISSING_QUEUE
+    running = start_daemon()
     time.sleep(3)  # several receive attempts, each failing
     status, text = http_get(running.url + "/readyz")
     assert status == 503
