@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from ecswatch import __version__
 from ecswatch.config import Config
 from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.depth import DepthPoller
 from ecswatch.daemon.http import HttpServer
 from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.preflight import wait_until_ready
@@ -45,6 +46,7 @@ class Daemon:
         )
         self.stop_requested = threading.Event()
         self._pool: WorkerPool | None = None
+        self._depth: DepthPoller | None = None
         self._service_state: ServiceStateCollector | None = None
         self._reconciler: Reconciler | None = None
         self.http = HttpServer(
@@ -155,6 +157,12 @@ class Daemon:
             abort=abort,
         )
         self._pool.start()
+        self._depth = DepthPoller(
+            sqs,
+            self.metrics,
+            {"source": cfg.sqs.queue_url, "dead_letter": cfg.sqs.dead_letter_queue_url},
+        )
+        self._depth.start()
         self._start_reconciler(dynamodb, store)
 
     def _start_reconciler(self, dynamodb: object, store: Store) -> None:
@@ -196,6 +204,8 @@ class Daemon:
         drained = self._pool.shutdown(deadline - 0.5) if self._pool is not None else True
         if self._service_state is not None:
             self._service_state.stop(timeout=max(0.1, deadline - time.monotonic()))
+        if self._depth is not None:
+            self._depth.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self._reconciler is not None:
             self._reconciler.join(max(0.1, deadline - time.monotonic()))
         self.http.stop()

@@ -74,6 +74,12 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
+        self.queue_messages = Gauge(
+            "ecswatch_queue_messages",
+            "Approximate messages in the source queue and the DLQ, by state (polled ~every 60 s).",
+            ["queue", "state"],
+            registry=registry,
+        )
         self.retry_budget = Gauge(
             "ecswatch_retry_budget_tokens",
             "Tokens left in the process's retry budget, by service (500 when all is well; "
