@@ -20,6 +20,7 @@ from ecswatch.daemon.retry import Retrier
 log = structlog.get_logger("ecswatch.daemon.queue")
 
 BATCH = 10  # SQS batch APIs take at most ten entries
+ENTRY_ATTEMPTS = 3  # sends of a batch entry that failed on SQS's side
 #: message attributes set on dead-lettered messages
 REASON_ATTRIBUTE = "ecswatch-reason"
 ERROR_ATTRIBUTE = "ecswatch-error"
@@ -140,21 +141,33 @@ class Queue:
         messages: Sequence[Message],
         entry: Callable[[Message], dict[str, Any]],
     ) -> list[Message]:
+        """Batches of ten; entries that failed on SQS's side (SenderFault false: throttled,
+        internal error) are sent again, alone in a smaller batch, up to ENTRY_ATTEMPTS times;
+        the caller gets the ones that still failed (a redelivery then makes them duplicates)."""
         failed: list[Message] = []
         for start in range(0, len(messages), BATCH):
-            chunk = messages[start : start + BATCH]
-            entries = [{"Id": str(i), **entry(m)} for i, m in enumerate(chunk)]
-            response = self._retrier(
-                operation, functools.partial(call, QueueUrl=self.url, Entries=entries)
-            )
-            for failure in response.get("Failed", []):
-                message = chunk[int(failure["Id"])]
-                failed.append(message)
-                log.warning(
-                    "sqs_batch_entry_failed",
-                    operation=operation,
-                    message_id=message.message_id,
-                    code=failure.get("Code"),
-                    sender_fault=failure.get("SenderFault"),
+            pending = list(messages[start : start + BATCH])
+            for attempt in range(1, ENTRY_ATTEMPTS + 1):
+                entries = [{"Id": str(i), **entry(m)} for i, m in enumerate(pending)]
+                response = self._retrier(
+                    operation, functools.partial(call, QueueUrl=self.url, Entries=entries)
                 )
+                retry: list[Message] = []
+                for failure in response.get("Failed", []):
+                    message = pending[int(failure["Id"])]
+                    transient = not failure.get("SenderFault", False)
+                    if transient and attempt < ENTRY_ATTEMPTS:
+                        retry.append(message)
+                        continue
+                    failed.append(message)
+                    log.warning(
+                        "sqs_batch_entry_failed",
+                        operation=operation,
+                        message_id=message.message_id,
+                        code=failure.get("Code"),
+                        sender_fault=failure.get("SenderFault"),
+                    )
+                if not retry:
+                    break
+                pending = retry
         return failed

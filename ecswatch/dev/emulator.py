@@ -7,6 +7,7 @@ it is the `demo` extra, not a runtime dependency of the daemon.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import random
 import threading
@@ -27,6 +28,16 @@ THROTTLE_BODY = {
 ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
 SQS_THROTTLED = "com.amazonaws.sqs#RequestThrottled"
 SQS_MISSING_QUEUE = "com.amazonaws.sqs#QueueDoesNotExist"
+FAULT_KINDS = (
+    "throttle",
+    "server_error",
+    "stall",
+    "down",
+    "dynamodb_error",
+    "sqs_error",
+    "batch_entry",
+)
+BATCH_TARGETS = ("AmazonSQS.DeleteMessageBatch", "AmazonSQS.ChangeMessageVisibilityBatch")
 INTERNAL_ERROR_BODY = {
     "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
     "message": "Internal server error (injected by ecswatch's emulator)",
@@ -59,6 +70,9 @@ class Faults:
     sqs_operations: tuple[str, ...] = ()
     sqs_error: str = ""
     sqs_share: float = 1.0
+    #: share of DeleteMessageBatch / ChangeMessageVisibilityBatch entries answered as failed
+    #: (SenderFault false, InternalError) while the rest of the batch goes through
+    batch_entry_failure_share: float = 0.0
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -72,7 +86,16 @@ class FaultInjector:
         self.delay_seconds = delay_seconds
         self.faults = Faults()
         self.injected: dict[str, int] = dict.fromkeys(
-            ("throttle", "server_error", "stall", "down", "dynamodb_error", "sqs_error"), 0
+            (
+                "throttle",
+                "server_error",
+                "stall",
+                "down",
+                "dynamodb_error",
+                "sqs_error",
+                "batch_entry",
+            ),
+            0,
         )
         #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
         self.requests: collections.Counter[str] = collections.Counter()
@@ -80,7 +103,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._atomic = threading.Lock()
 
-    def __call__(
+    def __call__(  # noqa: PLR0911 (one early answer per kind of fault)
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         if self.delay_seconds:
@@ -96,6 +119,8 @@ class FaultInjector:
         if error is not None:
             body = {"__type": error, "message": "injected by ecswatch's emulator"}
             return _answer(start_response, "400 Bad Request", body)
+        if faults.batch_entry_failure_share and target in BATCH_TARGETS:
+            return self._partial_batch(environ, start_response)
         if target.startswith("DynamoDB_20120810.") and target.split(".", 1)[1] in faults.operations:
             with self._lock:
                 draw = self._random.random()
@@ -129,12 +154,49 @@ class FaultInjector:
             return faults.dynamodb_error
         return None
 
+    def _partial_batch(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Fail a share of a batch's entries; send the others on to moto; merge the answers."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        entries = request.get("Entries", [])
+        with self._lock:
+            draws = [self._random.random() for _ in entries]
+        share = self.faults.batch_entry_failure_share
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+            for e, draw in zip(entries, draws, strict=True)
+            if draw < share
+        ]
+        kept = [e for e, draw in zip(entries, draws, strict=True) if draw >= share]
+        for _ in failed:
+            self._count("batch_entry")
+        if not kept:
+            return _answer(start_response, "200 OK", {"Successful": [], "Failed": failed})
+        data = json.dumps({**request, "Entries": kept}).encode()
+        environ = {**environ, "wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))}
+        answered: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            answered.extend((status, headers))
+            return lambda chunk: None
+
+        body = b"".join(self.app(environ, capture))
+        status, headers = answered
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [body]
+        merged = json.loads(body or b"{}")
+        merged["Failed"] = merged.get("Failed", []) + failed
+        return _answer(start_response, status, merged)
+
     def _count(self, kind: str) -> None:
         with self._lock:
             self.injected[kind] += 1
 
 
-def _answer(start_response: Callable[..., Any], status: str, body: dict[str, str]) -> list[bytes]:
+def _answer(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
         status,
