@@ -9,9 +9,10 @@ keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so e
 writer's marker succeeds for each id, and only that writer counts the event. The state write
 comes first: a crash between the two leaves the state applied and the id unmarked, and the
 redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
-Markers expire `event_ttl_days` after they are written, and an event older than that window
-is refused before it gets here (outcome `expired`, domain.events.is_expired), so no marker
-expires while a copy of its event could still be applied (TTL deletes late, never early).
+Markers expire `event_ttl_days` after they are written (or after the event's own time, if
+later), and an event older than that window is refused before it gets here (outcome
+`expired`, domain.events.is_expired), so no marker expires while a copy of its event could
+still be applied (TTL deletes late, never early).
 Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
 1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
 typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an
@@ -44,6 +45,7 @@ from ecswatch.daemon.service_counts import TaskCounts, count_gauges, counts_of
 from ecswatch.daemon.store import Outcome
 from ecswatch.domain.arns import account_region
 from ecswatch.domain.services import IN_PROGRESS, ServiceEvent
+from ecswatch.domain.times import parse_time
 
 log = structlog.get_logger("ecswatch.daemon.service_state")
 
@@ -150,13 +152,17 @@ class ServiceStore:
     def apply(self, event: ServiceEvent) -> Outcome:
         """APPLIED: now the latest; STALE: older but new (count it); DUPLICATE: seen before."""
         now = int(self._clock())
+        when = parse_time(event.at)  # a marker outlives the event's own window, even if skewed
+        at = int(when.timestamp()) if when is not None else now
         latest = self._record_state(event, _ahead(now, self.idle_ttl_days))
         try:
             self._write(
                 "PutItem",
                 self.event_table,
                 lambda: self._client.put_item(
-                    **marker_request(self.event_table, event, _ahead(now, self._event_ttl_days))
+                    **marker_request(
+                        self.event_table, event, _ahead(max(now, at), self._event_ttl_days)
+                    )
                 ),
             )
         except ClientError as exc:

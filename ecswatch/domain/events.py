@@ -201,7 +201,10 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
     item["eventTime"] = event.event_time
     item["writtenAt"] = now.astimezone(UTC).isoformat(timespec="milliseconds")
     if stopped_task_ttl_days > 0 and is_gone(event):
-        item["expiresAt"] = int(now.timestamp()) + stopped_task_ttl_days * 86400
+        # From the later of now and the event's time, so the item outlives is_expired's window.
+        then = parse_time(event.event_time)
+        start = max(now, then) if then is not None else now
+        item["expiresAt"] = int(start.timestamp()) + stopped_task_ttl_days * 86400
     return item
 
 

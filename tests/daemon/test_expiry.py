@@ -12,7 +12,7 @@ from ecswatch.daemon.metrics import Metrics
 from ecswatch.daemon.processor import Processor
 from ecswatch.daemon.queue import Message
 from ecswatch.dev.simulate import DEFAULT_SERVICES, service_event
-from ecswatch.domain.events import is_expired, parse_message
+from ecswatch.domain.events import build_item, is_expired, parse_message
 from ecswatch.domain.services import ServiceEvent
 from tests.domain.test_events import NOW, parsed_event, task_body
 from tests.domain.test_properties import ConditionalTable, NoQueue, failed_starts
@@ -66,3 +66,12 @@ def test_a_failed_start_replayed_after_its_item_expired_is_not_counted_again() -
     assert failed_starts(registry)["service:web"] == 1
     assert table.items == {}
     assert expired(registry, "ECS Task State Change") == 2
+
+
+def test_an_item_from_a_future_timed_event_expires_after_that_time() -> None:
+    """Clock skew cannot open a gap: expiry counts from the later of now and the event's time,
+    so an item is never gone while is_expired still lets a copy of its event through."""
+    future = json.loads(task_body(lastStatus="STOPPED"))
+    future["time"] = (NOW + timedelta(days=2)).isoformat()
+    item = build_item(parsed_event(json.dumps(future)), now=NOW, stopped_task_ttl_days=7)
+    assert item["expiresAt"] == int((NOW + timedelta(days=9)).timestamp())
