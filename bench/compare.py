@@ -516,7 +516,13 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4,8,16")
     parser.add_argument("--events", type=int, default=1500, help="per ecswatch and floor run")
     parser.add_argument("--seed-events", type=int, default=200)
-    parser.add_argument("--backlog", type=int, default=100)
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="queue depth the feeder keeps (default: 100 on moto, whose SQS slows with depth; "
+        "400 on fastaws, so the floor's 16 threads x 10 messages are never starved)",
+    )
     parser.add_argument("--ceiling-threads", type=int, default=32)
     parser.add_argument(
         "--endpoint",
@@ -531,6 +537,7 @@ def main() -> int:
         args.delays, args.workers, args.events, args.seed_events = "1", "2", 60, 20
         args.ceiling_threads = 4
     args.workers = [int(w) for w in args.workers.split(",")]
+    args.backlog = args.backlog or (400 if args.endpoint == "fastaws" else 100)
     if args.endpoint == "fastaws" and not (shutil.which("node") and find_fastaws()):
         parser.error("--endpoint fastaws needs node and fastaws.js (set $ECSWATCH_FASTAWS)")
     print(f"endpoint: {args.endpoint}", flush=True)
