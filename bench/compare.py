@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ecswatch.config import load_config, override
+from ecswatch.daemon import preflight
 from ecswatch.daemon.aws import make_client
 from ecswatch.dev.publish import send_messages
 from ecswatch.dev.simulate import generate
@@ -199,23 +200,23 @@ class Bench:
             QueueName=name,
             Attributes={"VisibilityTimeout": "60", "RedrivePolicy": json.dumps(redrive)},
         )["QueueUrl"]
-        tables = {
-            "task_table": (f"{name}-tasks", "taskArn"),
-            "container_instance_table": (f"{name}-instances", "containerInstanceArn"),
-            "service_table": (f"{name}-services", "serviceArn"),
-        }
-        for table, key in tables.values():
+        config = override(
+            self.base,
+            sqs={"queue_url": queue, "dead_letter_queue_url": dlq},
+            # Every table the daemon writes (preflight checks them all), named for this run.
+            dynamodb={
+                key.split(".")[1]: f"{name}-{key.split('.')[1].removesuffix('_table')}"
+                for key, _, _ in preflight.tables(self.base)
+            },
+        )
+        for _, table, key in preflight.tables(config):
             dynamodb.create_table(
                 TableName=table,
                 KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-        return override(
-            self.base,
-            sqs={"queue_url": queue, "dead_letter_queue_url": dlq},
-            dynamodb={field: table for field, (table, _) in tables.items()},
-        )
+        return config
 
     def lags(self, table: str) -> list[float]:
         lags = []
@@ -312,9 +313,10 @@ class Bench:
             "ECSWATCH_SQS_QUEUE_URL": config.sqs.queue_url,
             "ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL": config.sqs.dead_letter_queue_url,
             "ECSWATCH_SQS_WAIT_TIME_SECONDS": "1",
-            "ECSWATCH_DYNAMODB_TASK_TABLE": config.dynamodb.task_table,
-            "ECSWATCH_DYNAMODB_CONTAINER_INSTANCE_TABLE": config.dynamodb.container_instance_table,
-            "ECSWATCH_DYNAMODB_SERVICE_TABLE": config.dynamodb.service_table,
+            **{
+                f"ECSWATCH_{key.replace('.', '_').upper()}": table
+                for key, table, _ in preflight.tables(config)
+            },
             # The stream holds tasks only: no service-table rescans, no passes against ECS.
             "ECSWATCH_METRICS_SERVICE_STATE_REFRESH_SECONDS": "0",
             "ECSWATCH_RECONCILE_INTERVAL_SECONDS": "0",
@@ -356,12 +358,11 @@ def mean_write_ms(port: int) -> float | None:
 def drained(feeder: Feeder, proc: subprocess.Popen[str], log: Any) -> None:
     """Until every body is published and deleted (the daemon deletes only what it finished).
     Polled at the emulator, at no cost to the daemon."""
-    feeder.join()
-    while feeder.depth():
+    while feeder.is_alive() or feeder.depth():
         if proc.poll() is not None:
             log.seek(0)
             raise RuntimeError(f"ecswatch exited with {proc.returncode}: {log.read()[-3000:]}")
-        time.sleep(0.02)
+        feeder.join(0.02)
 
 
 def task_bodies(events: int, seed: int) -> list[str]:
