@@ -6,7 +6,8 @@ them (one UpdateItem per service, plain SET: a snapshot, last pass wins, and one
 at a time), creating the item for a service that never sent an event, and pushing its idle
 expiry (`dynamodb.idle_service_ttl_days`) ahead: a service ECS reports ACTIVE is not gone. The
 collector rescans the table, so every replica exports the same numbers: alert with `max by
-(...)`. Counts of a service ECS no longer lists as ACTIVE are removed, so it stops alerting.
+(...)`. Counts of a service ECS no longer lists as ACTIVE are removed and its item expires at
+once (`expiresAt` = now), so neither its counts nor its impairment gauge alert any more.
 """
 
 from __future__ import annotations
@@ -141,8 +142,13 @@ class ServiceCounts:
         for item in scan(self._dynamodb, self._table, ("serviceArn", "desiredTasks")):
             arn = str(item["serviceArn"])
             if "desiredTasks" in item and arn.startswith(prefixes) and arn not in active:
+                # Deleted (or draining): expire it now, so its impairment gauge goes with it.
                 self._update({
                     "Key": {"serviceArn": {"S": arn}},
-                    "UpdateExpression": "REMOVE " + ", ".join((*FIELDS, "countsAt")),
+                    "UpdateExpression": "REMOVE " + ", ".join((*FIELDS, "countsAt"))
+                    + " SET expiresAt = :now",
                     "ConditionExpression": "attribute_exists(serviceArn)",
+                    "ExpressionAttributeValues": {
+                        ":now": {"N": str(int(self._now().timestamp()))}
+                    },
                 })  # fmt: skip

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from ecswatch.dev.simulate import generate
-from ecswatch.domain.events import TASK_STATE_CHANGE
+from ecswatch.daemon.store import Outcome
+from ecswatch.dev.simulate import Service, generate, service_event
+from ecswatch.domain.events import TASK_STATE_CHANGE, parse_message
+from ecswatch.domain.services import ServiceEvent
 from tests.conftest import Running, Stack, wait_for
 from tests.integration.daemon_process import DaemonProcess
 from tests.integration.test_reconcile import ecs_with_tasks, put_task, task_arn
+from tests.integration.test_service_health import service_store
 
 FAST = {"interval_seconds": 1.0, "lease_seconds": 3.0, "max_api_calls_per_second": 50.0}
 
@@ -132,9 +136,22 @@ def test_service_counts_from_the_api_on_every_replica_and_gone_with_the_service(
         wait_for(lambda r=replica: gauge(r, "desired", "web") == 3)
         assert (gauge(replica, "running", "web"), gauge(replica, "pending", "web")) == (0, 3)
         assert gauge(replica, "desired", "batch") == 1
+    impaired = parse_message(json.dumps(service_event(
+        Service("prod", "batch", "img"), "action", "SERVICE_TASK_START_IMPAIRED", datetime.now(UTC)
+    )))  # fmt: skip
+    assert isinstance(impaired, ServiceEvent)
+    assert service_store(stack).apply(impaired) is Outcome.APPLIED
+    impairment = "ecswatch_service_task_start_impaired"
+    for replica in (leader, other):
+        wait_for(lambda r=replica: r.registry.get_sample_value(
+            impairment, {**labels, "service": "batch"}) == 1.0)  # fmt: skip
     ecs.delete_service(cluster="prod", service="batch", force=True)
     wait_for(lambda: gauge(other, "desired", "batch") is None)
     assert gauge(other, "desired", "web") == 3
+    # Deleted: its impairment goes too, instead of alerting until the idle expiry.
+    for replica in (leader, other):
+        wait_for(lambda r=replica: r.registry.get_sample_value(
+            impairment, {**labels, "service": "batch"}) is None)  # fmt: skip
 
 
 def test_stop_abandons_a_pass_in_progress_and_releases_the_lease(
