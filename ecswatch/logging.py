@@ -53,7 +53,7 @@ TRACEBACKS = structlog.processors.ExceptionRenderer(
 )
 
 #: stdlib loggers whose DEBUG output holds request and response bodies (whole events): never
-#: below INFO, whatever the level, so no log line ever carries an event.
+#: below INFO, whatever the level, so no log line ever carries an event; at INFO, warnings only.
 BODY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
@@ -76,8 +76,11 @@ def _route_stdlib(
         root.removeHandler(old)  # reconfiguration replaces ours, keeps anyone else's
     root.addHandler(handler)
     root.setLevel(level)
+    # Their INFO ("Found credentials in ...", once per client) is nothing to act on: shown from
+    # DEBUG only; their own DEBUG never.
+    quiet = logging.INFO if level < logging.INFO else max(level, logging.WARNING)
     for name in BODY_LOGGERS:
-        logging.getLogger(name).setLevel(max(level, logging.INFO))
+        logging.getLogger(name).setLevel(quiet)
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -74,7 +74,8 @@ def test_debug_has_the_canonical_line_for_every_message() -> None:
 
 
 def test_botocore_and_urllib3_records_are_json_lines_in_the_same_stream() -> None:
-    """stdlib records go through structlog's renderer; their DEBUG (request bodies) never shows."""
+    """stdlib records go through structlog's renderer; their DEBUG (request bodies) never shows,
+    even with ecswatch at DEBUG."""
     out = io.StringIO()
     configure_logging("DEBUG", "json", out)
     logging.getLogger("botocore.credentials").info("Found credentials in %s", "environment")
@@ -86,3 +87,13 @@ def test_botocore_and_urllib3_records_are_json_lines_in_the_same_stream() -> Non
         ("urllib3.connectionpool", "warning", "Retrying after reset"),
     ]
     assert all("timestamp" in line for line in lines)
+
+
+def test_at_info_botocore_says_only_what_goes_wrong() -> None:
+    """Its per-client credential lines are not for an operator; its warnings are."""
+    out = io.StringIO()
+    configure_logging("INFO", "json", out)
+    logging.getLogger("botocore.credentials").info("Found credentials in %s", "environment")
+    logging.getLogger("botocore.retries").warning("Retry quota %s", "exceeded")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["Retry quota exceeded"]
