@@ -203,7 +203,7 @@ def test_grafana_dashboard_queries_only_metrics_ecswatch_exports() -> None:
     }
     assert used
     for name in used:
-        base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+        base = re.sub(r"_(total|bucket|count|sum|created)$", "", name)
         assert base in exported, name
     assert dashboard["uid"] == "ecswatch"
 
