@@ -59,6 +59,10 @@ class Pause:
     def paused(self) -> bool:
         return self._reason is not None
 
+    @property
+    def probing(self) -> bool:
+        return self._probing
+
     def take_probe(self) -> bool:
         """True for the one caller allowed to try a message now, while paused."""
         with self._lock:

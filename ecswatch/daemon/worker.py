@@ -176,7 +176,9 @@ class WorkerPool:
         failures = 0
         while not self.stopping.is_set():
             self._tick(name)
-            if self.pause.paused:  # no ReceiveMessage while paused: receive counts stay put
+            if self.pause.paused and self._probe_material():
+                # No ReceiveMessage while paused, so receive counts stay put; only when no held
+                # message is left to probe with (all given back) may one batch come in for that.
                 self.pause.wait(POLL_SECONDS)
                 continue
             try:
@@ -203,6 +205,10 @@ class WorkerPool:
         self._metrics.last_receive.set_to_current_time()
         if messages and self.stopping.is_set():  # received during the stop: give them back
             self.inflight.release(self._take_unstarted())
+
+    def _probe_material(self) -> bool:
+        with self._has_work:
+            return bool(self._unstarted) or self.pause.probing
 
     def _wait_for_room(self) -> int:
         """How many messages to ask for: a full batch, once the buffer has room for one."""
