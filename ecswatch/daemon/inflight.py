@@ -18,14 +18,17 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
 from ecswatch.daemon.deleter import Deleter
 from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.queue import Message, Queue
+from ecswatch.daemon.queue import BATCH, Message, Queue
 
 log = structlog.get_logger("ecswatch.daemon.inflight")
+
+HEARTBEAT_BATCHES = 4  # ChangeMessageVisibilityBatch calls in flight at once
 
 
 class _State(enum.Enum):
@@ -63,6 +66,7 @@ class InFlight:
             tick=tick,
         )
         self._thread = threading.Thread(target=self._run, name="ecswatch-heartbeat", daemon=True)
+        self._beats = ThreadPoolExecutor(HEARTBEAT_BATCHES, thread_name_prefix="ecswatch-beat")
 
     # -- settlement ---------------------------------------------------------------------------
 
@@ -138,7 +142,12 @@ class InFlight:
         due = self.due()
         if not due:
             return
-        failed = {m.receipt_handle for m in self._queue.change_visibility(due, self._visibility)}
+        # Batches go out side by side, not one behind the other: with hundreds held, the
+        # last batch must not wait for the retries of the first.
+        chunks = [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
+        failed: set[str] = set()
+        for answer in self._beats.map(self._extend, chunks):
+            failed |= answer
         now = self._clock()
         with self._lock:
             for m in due:
@@ -146,6 +155,16 @@ class InFlight:
                 if entry is not None and m.receipt_handle not in failed:
                     self._held[m.receipt_handle] = (m, entry[1], now)
         log.debug("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
+
+    def _extend(self, chunk: list[Message]) -> set[str]:
+        """Receipt handles of `chunk` whose visibility was not extended."""
+        try:
+            return {
+                m.receipt_handle for m in self._queue.change_visibility(chunk, self._visibility)
+            }
+        except Exception as exc:  # tried again at the next tick
+            log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
+            return {m.receipt_handle for m in chunk}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -164,6 +183,7 @@ class InFlight:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._beats.shutdown(wait=False, cancel_futures=True)
         return flushed
 
     def _run(self) -> None:

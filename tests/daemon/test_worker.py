@@ -313,3 +313,14 @@ def test_a_fetcher_survives_an_unexpected_error_and_keeps_receiving() -> None:
     assert pool.all_alive()
     assert pool.shutdown(time.monotonic() + 5)
     assert queue.deleted == ["m0", "m1", "m2"]
+
+
+def test_heartbeat_extends_every_batch_of_many_held_messages() -> None:
+    """25 held messages go out as three ChangeMessageVisibilityBatch calls, all extended."""
+    queue, clock = FakeQueue([]), Clock()
+    owner = inflight(queue, clock, 30)
+    owner.received(messages(25))
+    clock.now += 10
+    owner.beat()
+    assert sorted(m for m, _ in queue.visibility) == sorted(f"m{i}" for i in range(25))
+    assert owner.due() == []
