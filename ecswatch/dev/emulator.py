@@ -85,18 +85,7 @@ class FaultInjector:
         self.app = app
         self.delay_seconds = delay_seconds
         self.faults = Faults()
-        self.injected: dict[str, int] = dict.fromkeys(
-            (
-                "throttle",
-                "server_error",
-                "stall",
-                "down",
-                "dynamodb_error",
-                "sqs_error",
-                "batch_entry",
-            ),
-            0,
-        )
+        self.injected: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         #: requests seen, by X-Amz-Target (e.g. "AmazonSQS.ReceiveMessage")
         self.requests: collections.Counter[str] = collections.Counter()
         self._random = random.Random(seed)
