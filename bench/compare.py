@@ -227,19 +227,26 @@ class Bench:
                     lags.append(written - float(item["benchPublishedAt"]["N"]))
         return lags
 
-    def sqs_ceiling(self, bodies: list[str], threads: int) -> Result:
-        config = self.fresh()
-        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
+    def contender(self, argv: list[str], bodies: list[str] | None = None) -> tuple[Any, float]:
+        """Run bench/contenders.py with `argv` (the feeder sending `bodies` meanwhile, if any):
+        its JSON report and its peak RSS."""
         proc = subprocess.Popen(
-            [PY, str(ROOT / "bench" / "contenders.py"), "sqs", "--sqs-endpoint", self.sqs_endpoint,
-             "--queue-url", config.sqs.queue_url, "--count", str(len(bodies)),
-             "--threads", str(threads)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        feeder.start()
+            [PY, str(ROOT / "bench" / "contenders.py"), *argv], stdout=subprocess.PIPE, text=True
+        )
+        if bodies is not None:
+            Feeder(self.clients["sqs"], argv[argv.index("--queue-url") + 1], bodies,
+                   self.backlog).start()  # fmt: skip
         out = proc.stdout.read() if proc.stdout else ""
         rss = reap(proc)
-        m = json.loads(out)
+        return json.loads(out), rss
+
+    def sqs_ceiling(self, bodies: list[str], threads: int) -> Result:
+        config = self.fresh()
+        m, rss = self.contender(
+            ["sqs", "--sqs-endpoint", self.sqs_endpoint, "--queue-url", config.sqs.queue_url,
+             "--count", str(len(bodies)), "--threads", str(threads)],
+            bodies,
+        )  # fmt: skip
         return Result(
             "SQS ceiling", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss
         )
@@ -266,14 +273,10 @@ class Bench:
     def ceiling(self, events: int, threads: int) -> Result:
         """Bare PutItem calls at high concurrency: the most this DynamoDB endpoint answers."""
         config = self.fresh()
-        proc = subprocess.Popen(
-            [PY, str(ROOT / "bench" / "contenders.py"), "puts", "--endpoint", self.endpoint,
-             "--table", config.dynamodb.task_table, "--count", str(events), "--threads", str(threads)],
-            stdout=subprocess.PIPE, text=True,
+        m, rss = self.contender(
+            ["puts", "--endpoint", self.endpoint, "--table", config.dynamodb.task_table,
+             "--count", str(events), "--threads", str(threads)],
         )  # fmt: skip
-        out = proc.stdout.read() if proc.stdout else ""
-        rss = reap(proc)
-        m = json.loads(out)
         return Result(
             "emulator ceiling", self.delay_ms, threads, m["events"], m["seconds"],
             m["cpu_seconds"], rss, m["put_ms"],
@@ -282,18 +285,12 @@ class Bench:
     def floor(self, bodies: list[str], threads: int) -> Result:
         """The bare boto3 pipeline (receive ten, conditional PutItem each, DeleteMessageBatch)."""
         config = self.fresh()
-        feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog)
-        proc = subprocess.Popen(
-            [PY, str(ROOT / "bench" / "contenders.py"), "floor", "--endpoint", self.endpoint,
-             "--sqs-endpoint", self.sqs_endpoint, "--queue-url", config.sqs.queue_url,
-             "--table", config.dynamodb.task_table, "--count", str(len(bodies)),
-             "--threads", str(threads)],
-            stdout=subprocess.PIPE, text=True,
+        m, rss = self.contender(
+            ["floor", "--endpoint", self.endpoint, "--sqs-endpoint", self.sqs_endpoint,
+             "--queue-url", config.sqs.queue_url, "--table", config.dynamodb.task_table,
+             "--count", str(len(bodies)), "--threads", str(threads)],
+            bodies,
         )  # fmt: skip
-        feeder.start()
-        out = proc.stdout.read() if proc.stdout else ""
-        rss = reap(proc)
-        m = json.loads(out)
         result = Result(
             "floor", self.delay_ms, threads, m["events"], m["seconds"], m["cpu_seconds"], rss,
             m["put_ms"],

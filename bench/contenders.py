@@ -27,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -115,12 +116,7 @@ def floor(args: argparse.Namespace) -> int:
             with lock:
                 done += len(messages)
 
-    threads = [threading.Thread(target=consume) for _ in range(args.threads)]
-    started, cpu = time.monotonic(), time.process_time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started, cpu = run_threads(consume, args.threads)
     report(done, started, cpu, put_ms=1000 * statistics.fmean(round_trips))
     return 0
 
@@ -183,14 +179,20 @@ def sqs_only(args: argparse.Namespace) -> int:
                 with lock:
                     done += len(messages)
 
-    threads = [threading.Thread(target=consume) for _ in range(args.threads)]
+    started, cpu = run_threads(consume, args.threads)
+    report(done, started, cpu)
+    return 0
+
+
+def run_threads(target: Callable[[], None], count: int) -> tuple[float, float]:
+    """Run `count` threads of `target` to the end; the wall and CPU clocks at their start."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
     started, cpu = time.monotonic(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    report(done, started, cpu)
-    return 0
+    return started, cpu
 
 
 def report(events: int, started: float, cpu: float, **extra: float) -> None:
