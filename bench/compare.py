@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ecswatch.config import load_config, override
-from ecswatch.daemon import preflight
-from ecswatch.daemon.aws import make_client
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.expose import preflight
 from ecswatch.dev.publish import send_messages
 from ecswatch.dev.simulate import generate
 

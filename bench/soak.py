@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config
-from ecswatch.daemon.aws import bootstrap_clients
+from ecswatch.daemon.aws.clients import bootstrap_clients
 from ecswatch.dev.emulator import Emulator
 from ecswatch.dev.publish import send_messages
 from ecswatch.dev.simulate import generate

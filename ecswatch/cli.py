@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _bootstrap(args: argparse.Namespace) -> int:
     from ecswatch.commands.bootstrap import BootstrapError, bootstrap  # noqa: PLC0415
-    from ecswatch.daemon.aws import bootstrap_clients  # noqa: PLC0415
+    from ecswatch.daemon.aws.clients import bootstrap_clients  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     clients = bootstrap_clients(config.aws)
@@ -236,7 +236,7 @@ def _simulate(args: argparse.Namespace) -> int:
     import signal  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
-    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
+    from ecswatch.daemon.aws.clients import make_client  # noqa: PLC0415
     from ecswatch.dev.publish import (  # noqa: PLC0415
         EventBridgeRoute,
         put_events,
@@ -295,7 +295,7 @@ def _report(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from ecswatch.commands.report import build_report, render  # noqa: PLC0415
-    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
+    from ecswatch.daemon.aws.clients import make_client  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     dynamodb = make_client("dynamodb", config.aws)
@@ -316,7 +316,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _reconcile(args: argparse.Namespace) -> int:
     from ecswatch.commands.reconcile import reconcile  # noqa: PLC0415
-    from ecswatch.daemon.aws import make_client  # noqa: PLC0415
+    from ecswatch.daemon.aws.clients import make_client  # noqa: PLC0415
 
     config = _load(args, require_queue=False)
     ecs, dynamodb = make_client("ecs", config.aws), make_client("dynamodb", config.aws)
@@ -348,7 +348,7 @@ AWS_HINTS = {
 
 def _aws_failure(command: str, exc: ClientError) -> int:
     """One line for AWS refusing a call: the call, the code, AWS's words, what to check."""
-    from ecswatch.daemon.errors import systemic_reason  # noqa: PLC0415
+    from ecswatch.daemon.aws.errors import systemic_reason  # noqa: PLC0415
 
     error = exc.response.get("Error", {})
     hint = AWS_HINTS.get(systemic_reason(exc) or "")

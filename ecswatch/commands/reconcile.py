@@ -1,6 +1,6 @@
 """`ecswatch reconcile`: one reconciliation pass on demand, a dry run unless `--apply`.
 
-The pass is the daemon's own (ecswatch.daemon.drift, where its correctness is argued): fixes go
+The pass is the daemon's own (daemon.reconcile.drift, where its correctness is argued): fixes go
 through the events' version-guarded write, and a resource ECS no longer knows is marked at its
 stored version, never at an invented one, so its real STOPPED event still wins.
 """
@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ecswatch.config import Config
-from ecswatch.daemon.drift import Fix, Pass, Tally
-from ecswatch.daemon.ecs import ECS_READ, EcsApi, RateLimiter
-from ecswatch.daemon.retry import WRITE, Retrier
-from ecswatch.daemon.store import Store, WriteResult
+from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.reconcile.drift import Fix, Pass, Tally
+from ecswatch.daemon.reconcile.ecs import ECS_READ, EcsApi, RateLimiter
+from ecswatch.daemon.state.store import Store, WriteResult
 
 
 def reconcile(

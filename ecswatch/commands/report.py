@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecswatch.config import Config
-from ecswatch.daemon.dynamo import scan
-from ecswatch.daemon.lease import is_lease_key
+from ecswatch.daemon.reconcile.lease import is_lease_key
+from ecswatch.daemon.state.dynamo import scan
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.times import normalize_time
 

@@ -13,19 +13,24 @@ from prometheus_client import CollectorRegistry
 
 from ecswatch import __version__
 from ecswatch.config import Config
-from ecswatch.daemon.aws import make_client
-from ecswatch.daemon.depth import DepthPoller
-from ecswatch.daemon.http import HttpServer
-from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.preflight import wait_until_ready
-from ecswatch.daemon.processor import Processor
-from ecswatch.daemon.queue import Queue
-from ecswatch.daemon.reconcile_metrics import ReconcileMetrics
-from ecswatch.daemon.reconciler import Reconciler
-from ecswatch.daemon.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
-from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
-from ecswatch.daemon.store import Store
-from ecswatch.daemon.worker import WorkerPool, deleter_threads, error_backoff, fetcher_threads
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
+from ecswatch.daemon.expose.depth import DepthPoller
+from ecswatch.daemon.expose.http import HttpServer
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.expose.preflight import wait_until_ready
+from ecswatch.daemon.pipeline.processor import Processor
+from ecswatch.daemon.pipeline.queue import Queue
+from ecswatch.daemon.pipeline.worker import (
+    WorkerPool,
+    deleter_threads,
+    error_backoff,
+    fetcher_threads,
+)
+from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
+from ecswatch.daemon.reconcile.reconciler import Reconciler
+from ecswatch.daemon.state.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.state.store import Store
 
 log = structlog.get_logger("ecswatch.daemon.app")
 

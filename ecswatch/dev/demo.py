@@ -21,9 +21,9 @@ from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.commands.report import build_report
 from ecswatch.config import Config, load_config, override
 from ecswatch.daemon.app import Daemon
-from ecswatch.daemon.aws import bootstrap_clients
-from ecswatch.daemon.dynamo import scan
-from ecswatch.daemon.queue import REASON_ATTRIBUTE
+from ecswatch.daemon.aws.clients import bootstrap_clients
+from ecswatch.daemon.pipeline.queue import REASON_ATTRIBUTE
+from ecswatch.daemon.state.dynamo import scan
 from ecswatch.dev.publish import EventBridgeRoute, put_events, send_messages
 from ecswatch.dev.simulate import MALFORMED_BODY, Stream, generate
 from ecswatch.logging import configure_logging

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecswatch.daemon.dynamo import UnstorableEventError, serialize_item
+from ecswatch.daemon.state.dynamo import UnstorableEventError, serialize_item
 from ecswatch.domain.events import Event, Ignored, Invalid, build_item, parse_message
 from tests.domain.test_events import NOW
 

@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
 
-from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.processor import Processor
-from ecswatch.daemon.queue import Message
-from ecswatch.daemon.store import Outcome, WriteResult, classify_conflict
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.processor import Processor
+from ecswatch.daemon.pipeline.queue import Message
+from ecswatch.daemon.state.store import Outcome, WriteResult, classify_conflict
 from ecswatch.domain.events import Event
 from tests.strategies import Scenario, scenarios
 

@@ -18,7 +18,7 @@ import pytest
 
 from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config
-from ecswatch.daemon.queue import REASON_ATTRIBUTE
+from ecswatch.daemon.pipeline.queue import REASON_ATTRIBUTE
 from ecswatch.dev.emulator import Emulator
 from ecswatch.dev.simulate import generate
 from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE

@@ -8,8 +8,8 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
-from ecswatch.daemon.ecs import OPERATIONS as ECS_OPERATIONS
-from ecswatch.daemon.metrics import OPERATIONS
+from ecswatch.daemon.expose.metrics import OPERATIONS
+from ecswatch.daemon.reconcile.ecs import OPERATIONS as ECS_OPERATIONS
 from tests.conftest import Running, Stack, wait_for
 from tests.integration.test_reconcile import ecs_with_tasks
 from tests.test_deploy import ROOT, run, tool

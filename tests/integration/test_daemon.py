@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog.testing
 
-from ecswatch.daemon.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
+from ecswatch.daemon.pipeline.queue import REASON_ATTRIBUTE, SOURCE_ID_ATTRIBUTE
 from ecswatch.dev.emulator import SQS_MISSING_QUEUE
 from ecswatch.dev.simulate import DEFAULT_SERVICES, generate
 from ecswatch.logging import configure_logging

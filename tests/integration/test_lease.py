@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecswatch.daemon.lease import Lease
+from ecswatch.daemon.reconcile.lease import Lease
 from tests.conftest import Stack
 
 

@@ -11,14 +11,14 @@ import boto3
 import pytest
 import structlog.testing
 
-from ecswatch.daemon.queue import (
+from ecswatch.daemon.aws.retry import QUEUE_OP, Retrier
+from ecswatch.daemon.pipeline.queue import (
     MAX_MESSAGE_BYTES,
     REASON_ATTRIBUTE,
     Message,
     Queue,
     TooLargeToCopyError,
 )
-from ecswatch.daemon.retry import QUEUE_OP, Retrier
 from ecswatch.logging import configure_logging
 from tests.conftest import REGION, Running, Stack, wait_for
 from tests.integration.test_daemon import ARN, drained, task

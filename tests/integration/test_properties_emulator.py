@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
 
-from ecswatch.daemon.aws import make_client
-from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.processor import Processor
-from ecswatch.daemon.queue import Message
-from ecswatch.daemon.retry import WRITE, Retrier
-from ecswatch.daemon.store import Store
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.processor import Processor
+from ecswatch.daemon.pipeline.queue import Message
+from ecswatch.daemon.state.store import Store
 from ecswatch.domain.events import Resource
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue, failed_starts

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ecswatch.daemon.store import Outcome
+from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import Service, generate, service_event
 from ecswatch.domain.events import TASK_STATE_CHANGE, parse_message
 from ecswatch.domain.services import ServiceEvent

@@ -11,18 +11,18 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from ecswatch.daemon.aws import make_client
-from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.processor import Processor
-from ecswatch.daemon.queue import Message
-from ecswatch.daemon.retry import WRITE, Retrier
-from ecswatch.daemon.service_state import (
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.processor import Processor
+from ecswatch.daemon.pipeline.queue import Message
+from ecswatch.daemon.state.service_state import (
     DAY_SECONDS,
     ITEM_BOUND_BYTES,
     ServiceStateCollector,
     ServiceStore,
 )
-from ecswatch.daemon.store import Outcome
+from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import DEFAULT_SERVICES, service_event
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue

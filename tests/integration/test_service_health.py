@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from ecswatch.daemon.aws import make_client
-from ecswatch.daemon.metrics import Metrics
-from ecswatch.daemon.processor import Processor
-from ecswatch.daemon.queue import Message
-from ecswatch.daemon.retry import WRITE, Retrier
-from ecswatch.daemon.service_state import ServiceStateCollector, ServiceStore
-from ecswatch.daemon.store import Outcome
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.processor import Processor
+from ecswatch.daemon.pipeline.queue import Message
+from ecswatch.daemon.state.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import (
     ACCOUNT,
     DEFAULT_SERVICES,

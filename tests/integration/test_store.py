@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ecswatch.daemon.aws import make_client
-from ecswatch.daemon.dynamo import UnstorableEventError
-from ecswatch.daemon.retry import Retrier, RetryPolicy
-from ecswatch.daemon.store import Outcome, Store
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import Retrier, RetryPolicy
+from ecswatch.daemon.state.dynamo import UnstorableEventError
+from ecswatch.daemon.state.store import Outcome, Store
 from ecswatch.domain.events import Event, Resource, build_item, parse_message
 from tests.conftest import Stack
 

@@ -1,0 +1,196 @@
+"""The one owner of received messages: held from ReceiveMessage until settled exactly once,
+by deletion, release (visible again now) or keeping (visible again at its timeout); while
+held, a heartbeat extends its visibility so no other consumer picks it up.
+
+Why every received message is settled exactly once: `received` puts it in `_held` as HELD;
+the only ways out are `delete` (HELD -> DELETING, then gone when its DeleteMessageBatch
+returned), `release` and `keep` (HELD -> gone), each taking the message out under one lock,
+so a second settlement finds it missing and is refused (logged as a bug) instead of counted
+twice. The gauge `ecswatch_messages_in_flight` is the size of `_held`, set under that lock.
+Safety of deletion: a message is handed over only once its fate is durable (processor.py) and
+stays held (heartbeated) until the delete returned, so a crash or a failed delete only means a
+redelivery, which the conditional write classifies as a duplicate.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.deleter import Deleter
+from ecswatch.daemon.pipeline.queue import BATCH, Message, Queue
+
+log = structlog.get_logger("ecswatch.daemon.pipeline.inflight")
+
+HEARTBEAT_BATCHES = 4  # ChangeMessageVisibilityBatch calls in flight at once
+
+
+class _State(enum.Enum):
+    HELD = "held"
+    DELETING = "deleting"
+
+
+class InFlight:
+    """Every message between its receive and its settlement, and the heartbeat that keeps it."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        metrics: Metrics,
+        *,
+        visibility_timeout: int,
+        deleter_threads: int = 1,
+        linger: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        tick: Callable[[str], None] = lambda name: None,
+    ) -> None:
+        self._queue, self._metrics = queue, metrics
+        self._visibility = visibility_timeout
+        self._clock, self._tick = clock, tick
+        #: receipt handle -> (message, state, when its visibility was last set)
+        self._held: dict[str, tuple[Message, _State, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.deleter = Deleter(
+            queue.delete,
+            self._deleted,
+            threads=deleter_threads,
+            linger=linger,
+            clock=clock,
+            tick=tick,
+        )
+        self._thread = threading.Thread(target=self._run, name="ecswatch-heartbeat", daemon=True)
+        self._beats = ThreadPoolExecutor(HEARTBEAT_BATCHES, thread_name_prefix="ecswatch-beat")
+
+    # -- settlement ---------------------------------------------------------------------------
+
+    def received(self, messages: Sequence[Message]) -> None:
+        now = self._clock()
+        with self._lock:
+            for m in messages:
+                self._held[m.receipt_handle] = (m, _State.HELD, now)
+            self._metrics.in_flight.set(len(self._held))
+
+    def delete(self, message: Message) -> None:
+        """Its fate is durable: delete it (batched); it stays heartbeated until deleted."""
+        if self._settle([message], keep_held=True):
+            self.deleter.add(message)
+
+    def release(self, messages: Sequence[Message], *, after_seconds: int = 0) -> None:
+        """Nobody will work these now: make them visible again at once (or `after_seconds`)."""
+        settled = self._settle(messages)
+        if not settled:
+            return
+        try:
+            failed = self._queue.change_visibility(settled, after_seconds)
+            log.info("messages_released", messages=len(settled) - len(failed))
+        except Exception as exc:  # they become visible at their timeout instead
+            log.warning("release_failed", messages=len(settled), error=type(exc).__name__)
+
+    def keep(self, message: Message) -> None:
+        """Not done: stop heartbeating it, SQS redelivers it once its visibility runs out."""
+        self._settle([message])
+
+    def _settle(self, messages: Sequence[Message], *, keep_held: bool = False) -> list[Message]:
+        settled: list[Message] = []
+        with self._lock:
+            for m in messages:
+                entry = self._held.get(m.receipt_handle)
+                if entry is None or entry[1] is not _State.HELD:
+                    log.error("message_settled_twice", message_id=m.message_id)
+                    continue
+                settled.append(m)
+                if keep_held:
+                    self._held[m.receipt_handle] = (m, _State.DELETING, entry[2])
+                else:
+                    del self._held[m.receipt_handle]
+            self._metrics.in_flight.set(len(self._held))
+        return settled
+
+    def _deleted(self, batch: Sequence[Message]) -> None:
+        """The Deleter's call once a batch's DeleteMessageBatch returned, whatever it said."""
+        with self._lock:
+            for m in batch:
+                self._held.pop(m.receipt_handle, None)
+            self._metrics.in_flight.set(len(self._held))
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    # -- heartbeat ----------------------------------------------------------------------------
+
+    @property
+    def interval(self) -> float:
+        """The heartbeat ticks at a sixth of the visibility and extends at a third, so a
+        message is extended with at least two thirds of its visibility left."""
+        return max(0.5, self._visibility / 6)
+
+    def due(self) -> list[Message]:
+        """Messages whose visibility was set a third of it ago or more."""
+        now = self._clock()
+        with self._lock:
+            return [m for m, _, since in self._held.values() if now - since >= self._visibility / 3]
+
+    def beat(self) -> None:
+        due = self.due()
+        if not due:
+            return
+        # Batches go out side by side, not one behind the other: with hundreds held, the
+        # last batch must not wait for the retries of the first.
+        chunks = [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
+        failed: set[str] = set()
+        for answer in self._beats.map(self._extend, chunks):
+            failed |= answer
+        now = self._clock()
+        with self._lock:
+            for m in due:
+                entry = self._held.get(m.receipt_handle)
+                if entry is not None and m.receipt_handle not in failed:
+                    self._held[m.receipt_handle] = (m, entry[1], now)
+        log.debug("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
+
+    def _extend(self, chunk: list[Message]) -> set[str]:
+        """Receipt handles of `chunk` whose visibility was not extended."""
+        try:
+            return {
+                m.receipt_handle for m in self._queue.change_visibility(chunk, self._visibility)
+            }
+        except Exception as exc:  # tried again at the next tick
+            log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
+            return {m.receipt_handle for m in chunk}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self.deleter.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive() and self.deleter.is_alive()
+
+    def close(self, timeout: float) -> bool:
+        """Flush the deletes, then stop the heartbeat (last, so what is still being deleted
+        stays invisible meanwhile); True when every delete was sent in time."""
+        deadline = time.monotonic() + timeout
+        flushed = self.deleter.close(timeout)
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._beats.shutdown(wait=False, cancel_futures=True)
+        return flushed
+
+    def _run(self) -> None:
+        # Wakes at least every second (cheap: `due` scans the held set), so /healthz sees it.
+        while not self._stop.wait(min(self.interval, 1.0)):
+            self._tick("heartbeat")
+            try:
+                self.beat()
+            except Exception as exc:
+                log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])

@@ -1,0 +1,154 @@
+"""Services' desired/running/pending task counts from DescribeServices, stored on each service's
+ECSServiceState item, and the gauges every replica exports from that stored state.
+
+A service with no tasks emits no task events, so its counts come from the API: each pass writes
+them (one UpdateItem per service, plain SET: a snapshot, last pass wins, and one replica passes
+at a time), creating the item for a service that never sent an event, and pushing its idle
+expiry (`dynamodb.idle_service_ttl_days`) ahead: a service ECS reports ACTIVE is not gone. The
+collector rescans the table, so every replica exports the same numbers: alert with `max by
+(...)`. Counts of a service ECS no longer lists as ACTIVE are removed and its item expires at
+once (`expiresAt` = now), so neither its counts nor its impairment gauge alert any more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+
+from ecswatch.daemon.aws.retry import Retrier
+from ecswatch.daemon.reconcile.ecs import EcsApi
+from ecswatch.daemon.state.dynamo import scan, write
+from ecswatch.domain.arns import account_region, cluster_name
+
+DESCRIBE_SERVICES_BATCH = 10  # DescribeServices takes at most 10 services
+FIELDS = ("desiredTasks", "runningTasks", "pendingTasks")
+GAUGES = (
+    ("ecswatch_service_desired_tasks", "desiredCount: tasks the service wants (from the ECS API)."),
+    ("ecswatch_service_running_tasks", "runningCount: tasks RUNNING (from the ECS API)."),
+    ("ecswatch_service_pending_tasks", "pendingCount: tasks PENDING (from the ECS API)."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    desired: int
+    running: int
+    pending: int
+
+
+def counts_of(item: dict[str, Any]) -> TaskCounts | None:
+    """The counts on a scanned service item (see dynamo.scan: numbers come as strings)."""
+    try:
+        return TaskCounts(*(int(item[name]) for name in FIELDS))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def count_gauges(states: Iterable[tuple[str, str, str, TaskCounts | None]]) -> Iterator[Any]:
+    """The three gauges from (service ARN, cluster, service, counts) of the stored state."""
+    families = [
+        GaugeMetricFamily(name, doc, labels=["account", "region", "cluster", "service"])
+        for name, doc in GAUGES
+    ]
+    for arn, cluster, service, counts in states:
+        if counts is None:
+            continue
+        labels = [*account_region(arn), cluster, service]
+        for family, value in zip(families, (counts.desired, counts.running, counts.pending),
+                                 strict=True):  # fmt: skip
+            family.add_metric(labels, float(value))
+    yield from families
+
+
+class ServiceCounts:
+    """Writes the counts of every ACTIVE service of the given clusters."""
+
+    def __init__(
+        self,
+        api: EcsApi,
+        dynamodb: Any,
+        table: str,
+        retrier: Retrier,
+        *,
+        idle_ttl_days: int = 0,
+        checkpoint: Callable[[], None] = lambda: None,
+        observe_write: Callable[[str, float], None] = lambda table, seconds: None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._api = api
+        self._dynamodb = dynamodb
+        self._table = table
+        self._retrier = retrier
+        self._idle_ttl_days = idle_ttl_days
+        self._checkpoint = checkpoint
+        self._observe_write = observe_write
+        self._now = now
+
+    def sync(self, cluster_arns: list[str]) -> int:
+        """Write the counts of each ACTIVE service; returns how many services were written."""
+        active: set[str] = set()
+        for cluster in cluster_arns:
+            for page in self._api.pages("ListServices", "serviceArns", cluster=cluster):
+                for start in range(0, len(page), DESCRIBE_SERVICES_BATCH):
+                    self._checkpoint()
+                    batch = page[start : start + DESCRIBE_SERVICES_BATCH]
+                    response = self._api.call("DescribeServices", cluster=cluster, services=batch)
+                    for service in response.get("services", []):
+                        if service.get("status") == "ACTIVE" and service.get("serviceArn"):
+                            self._write(service, cluster)
+                            active.add(service["serviceArn"])
+        self._forget(cluster_arns, active)
+        return len(active)
+
+    def _update(self, request: dict[str, Any]) -> None:
+        write(self._retrier, "UpdateItem", self._table,
+              lambda: self._dynamodb.update_item(TableName=self._table, **request),
+              self._observe_write)  # fmt: skip
+
+    def _write(self, service: dict[str, Any], cluster: str) -> None:
+        numbers = (service.get("desiredCount"), service.get("runningCount"),
+                   service.get("pendingCount"))  # fmt: skip
+        values: dict[str, Any] = {
+            f":{name}": {"N": str(int(value or 0))}
+            for name, value in zip(FIELDS, numbers, strict=True)
+        }
+        now = self._now()
+        values[":at"] = {"S": now.isoformat(timespec="seconds")}
+        values[":cluster"] = {"S": cluster_name(cluster)}
+        values[":service"] = {"S": str(service.get("serviceName", ""))}
+        sets = [f"{name} = :{name}" for name in FIELDS]
+        sets += ["countsAt = :at", "clusterName = if_not_exists(clusterName, :cluster)",
+                 "serviceName = if_not_exists(serviceName, :service)"]  # fmt: skip
+        if self._idle_ttl_days > 0:  # ECS says it is alive: keep it from expiring as idle
+            sets.append("expiresAt = :expires")
+            values[":expires"] = {"N": str(int(now.timestamp()) + self._idle_ttl_days * 86400)}
+        self._update({
+            "Key": {"serviceArn": {"S": service["serviceArn"]}},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ExpressionAttributeValues": values,
+        })  # fmt: skip
+
+    def _forget(self, cluster_arns: list[str], active: set[str]) -> None:
+        """Remove the counts of these clusters' services that are no longer ACTIVE."""
+        prefixes = tuple(
+            arn.replace(":cluster/", ":service/", 1) + "/" for arn in cluster_arns
+        )  # service ARNs in the long format: arn:...:service/CLUSTER/NAME
+        if not prefixes:
+            return
+        for item in scan(self._dynamodb, self._table, ("serviceArn", "desiredTasks")):
+            arn = str(item["serviceArn"])
+            if "desiredTasks" in item and arn.startswith(prefixes) and arn not in active:
+                # Deleted (or draining): expire it now, so its impairment gauge goes with it.
+                self._update({
+                    "Key": {"serviceArn": {"S": arn}},
+                    "UpdateExpression": "REMOVE " + ", ".join((*FIELDS, "countsAt"))
+                    + " SET expiresAt = :now",
+                    "ConditionExpression": "attribute_exists(serviceArn)",
+                    "ExpressionAttributeValues": {
+                        ":now": {"N": str(int(self._now().timestamp()))}
+                    },
+                })  # fmt: skip

@@ -1,0 +1,292 @@
+"""Service state in DynamoDB (ECSServiceState): one conditional UpdateItem per event, one
+de-duplication marker per event id (ECSServiceEventIds), and the gauges derived from the table.
+
+Correctness. State: the update applies only if the event sorts after the stored one of its
+kind (`attribute_not_exists(k) OR k < :k`, one k per part of the state: impairment, deployment,
+last other action), so the stored state is that of the latest event, whatever the order.
+Counting: after the state write, one conditional PutItem (`attribute_not_exists`) of a marker
+keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so exactly one
+writer's marker succeeds for each id, and only that writer counts the event. The state write
+comes first: a crash between the two leaves the state applied and the id unmarked, and the
+redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
+Markers expire `event_ttl_days` after they are written (or after the event's own time, if
+later), and an event older than that window is refused before it gets here (outcome
+`expired`, domain.events.is_expired), so no marker expires while a copy of its event could
+still be applied (TTL deletes late, never early).
+Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
+1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
+typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an
+event costs one UpdateItem of that item (1 WCU typical, 5 at most) plus one 1-WCU PutItem.
+Expiry: every applied state write sets `expiresAt` `idle_ttl_days` ahead, so a service that
+emits nothing for that long (deleted) leaves the table; the gauges and `report` leave out items
+past their `expiresAt` at once (DynamoDB's TTL deletes within days).
+Replicas see different parts of the stream, so each replica's gauges come from a periodic scan
+of the table (and its own writes in between): all replicas export the same, stored, state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ecswatch.daemon.aws.retry import Retrier
+from ecswatch.daemon.reconcile.lease import is_lease_key
+from ecswatch.daemon.reconcile.service_counts import FIELDS as COUNT_FIELDS
+from ecswatch.daemon.reconcile.service_counts import TaskCounts, count_gauges, counts_of
+from ecswatch.daemon.state.dynamo import is_condition_failure, scan, write
+from ecswatch.daemon.state.store import Outcome
+from ecswatch.domain.arns import account_region
+from ecswatch.domain.services import IN_PROGRESS, ServiceEvent
+from ecswatch.domain.times import parse_time
+
+log = structlog.get_logger("ecswatch.daemon.state.service_state")
+
+SORT_KEY = {
+    "impairment": "impairmentKey",
+    "action": "lastActionKey",
+    "deployment": "lastDeploymentKey",
+}
+CONDITION = "attribute_not_exists(#key) OR #key < :key"
+DAY_SECONDS = 86400
+#: the service item's size bound (see above); tests/integration/test_service_bounds.py holds to it
+ITEM_BOUND_BYTES = 5 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    cluster: str
+    service: str
+    impaired: bool | None
+    deployment_state: str | None
+    counts: TaskCounts | None = None  # from the ECS API, written by the reconciler
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _ahead(now: int, days: int) -> int | None:
+    """The expiresAt `days` from now; None when that expiry is off (0 days)."""
+    return now + days * DAY_SECONDS if days > 0 else None
+
+
+def update_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
+    """The single conditional UpdateItem that records `event` (no return values: none needed)."""
+    values: dict[str, Any] = {
+        ":key": _s(event.sort_key),
+        ":cluster": _s(event.cluster),
+        ":service": _s(event.service),
+        ":at": _s(event.at),
+        ":name": _s(event.event_name),
+        ":reason": _s(event.reason),
+    }
+    sets = ["#key = :key", "clusterName = :cluster", "serviceName = :service"]
+    if expires_at is not None:
+        sets.append("expiresAt = :expires")
+        values[":expires"] = {"N": str(expires_at)}
+    if event.register == "impairment":
+        sets += ["taskStartImpaired = :impaired", "impairedChangedAt = :at",
+                 "impairmentEventName = :name", "impairmentReason = :reason"]  # fmt: skip
+        values[":impaired"] = {"BOOL": bool(event.impaired)}
+    elif event.register == "action":
+        sets += ["lastEventName = :name", "lastEventType = :type", "lastActionAt = :at",
+                 "lastActionReason = :reason"]  # fmt: skip
+        values[":type"] = _s(event.event_type)
+    else:
+        sets += ["deploymentId = :deployment", "deploymentState = :state", "deploymentAt = :at",
+                 "deploymentEventName = :name", "deploymentReason = :reason"]  # fmt: skip
+        values[":deployment"] = _s(event.deployment_id)
+        values[":state"] = _s(event.deployment_state)
+    return {
+        "TableName": table,
+        "Key": {"serviceArn": _s(event.service_arn)},
+        "UpdateExpression": f"SET {', '.join(sets)}",
+        "ConditionExpression": CONDITION,
+        "ExpressionAttributeNames": {"#key": SORT_KEY[event.register]},
+        "ExpressionAttributeValues": values,
+    }
+
+
+def marker_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
+    """The PutItem that only the first writer of this event id gets through."""
+    item: dict[str, Any] = {"eventKey": _s(f"{event.service_arn}#{event.event_id}")}
+    if expires_at is not None:
+        item["expiresAt"] = {"N": str(expires_at)}
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(eventKey)",
+    }
+
+
+class ServiceStore:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        retrier: Retrier,
+        *,
+        event_table: str,
+        event_ttl_days: int = 7,
+        idle_ttl_days: int = 30,
+        clock: Callable[[], float] = time.time,
+        observe_write: Callable[[str, float], None] = lambda table, seconds: None,
+    ) -> None:
+        self._client = client
+        self.table = table
+        self.event_table = event_table
+        self._retrier = retrier
+        self._event_ttl_days = event_ttl_days
+        self.idle_ttl_days = idle_ttl_days
+        self._clock = clock
+        self._observe_write = observe_write
+
+    def apply(self, event: ServiceEvent) -> Outcome:
+        """APPLIED: now the latest; STALE: older but new (count it); DUPLICATE: seen before."""
+        now = int(self._clock())
+        when = parse_time(event.at)  # a marker outlives the event's own window, even if skewed
+        at = int(when.timestamp()) if when is not None else now
+        latest = self._record_state(event, _ahead(now, self.idle_ttl_days))
+        try:
+            self._write(
+                "PutItem",
+                self.event_table,
+                lambda: self._client.put_item(
+                    **marker_request(
+                        self.event_table, event, _ahead(max(now, at), self._event_ttl_days)
+                    )
+                ),
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return Outcome.DUPLICATE
+            raise
+        return Outcome.APPLIED if latest else Outcome.STALE
+
+    def _record_state(self, event: ServiceEvent, expires_at: int | None) -> bool:
+        """True when `event` is now the latest of its part of the state."""
+        request = update_request(self.table, event, expires_at)
+        try:
+            self._write("UpdateItem", self.table, lambda: self._client.update_item(**request))
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _write(self, operation: str, table: str, call: Callable[[], object]) -> None:
+        write(self._retrier, operation, table, call, self._observe_write)
+
+    def scan(self) -> dict[str, ServiceState]:
+        fields = (
+            "serviceArn",
+            "clusterName",
+            "serviceName",
+            "taskStartImpaired",
+            "deploymentState",
+            "expiresAt",
+            *COUNT_FIELDS,
+        )
+        now = self._clock()
+        states = {}
+        for item in scan(self._client, self.table, fields):
+            if is_lease_key(item["serviceArn"]):
+                continue  # the reconciler's lease, not a service
+            expires_at = item.get("expiresAt")
+            if expires_at is not None and float(expires_at) <= now:
+                continue  # gone (deleted service): TTL has not removed it yet
+            states[str(item["serviceArn"])] = ServiceState(
+                cluster=str(item.get("clusterName") or ""),
+                service=str(item.get("serviceName") or ""),
+                impaired=item.get("taskStartImpaired"),
+                deployment_state=item.get("deploymentState"),
+                counts=counts_of(item),
+            )
+        return states
+
+
+class ServiceStateCollector(Collector):
+    """ecswatch_service_task_start_impaired and ecswatch_deployments_in_progress, from the table.
+
+    A background thread rescans every `refresh_seconds`; this replica's own applied writes show
+    at once. A scrape never waits on DynamoDB.
+    """
+
+    def __init__(self, store: ServiceStore, refresh_seconds: float) -> None:
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._states: dict[str, ServiceState] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="ecswatch-service-state", daemon=True
+        )
+
+    def start(self) -> None:
+        if self._refresh_seconds > 0:
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+
+    def applied(self, event: ServiceEvent) -> None:
+        with self._lock:
+            old = self._states.get(event.service_arn)
+            impaired = old.impaired if old else None
+            deployment = old.deployment_state if old else None
+            if event.register == "impairment":
+                impaired = event.impaired
+            elif event.register == "deployment":
+                deployment = event.deployment_state
+            self._states[event.service_arn] = ServiceState(
+                event.cluster, event.service, impaired, deployment, old.counts if old else None
+            )
+
+    def refresh(self) -> None:
+        states = self._store.scan()
+        with self._lock:
+            self._states = states
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception as exc:
+                log.warning(
+                    "service_state_refresh_failed", error=type(exc).__name__, detail=str(exc)[:300]
+                )
+            if self._stop.wait(self._refresh_seconds):
+                return
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        impaired = GaugeMetricFamily(
+            "ecswatch_service_task_start_impaired",
+            "1 after SERVICE_TASK_START_IMPAIRED, 0 after SERVICE_STEADY_STATE (stored state).",
+            labels=["account", "region", "cluster", "service"],
+        )
+        deploying = GaugeMetricFamily(
+            "ecswatch_deployments_in_progress",
+            "1 while the service's latest deployment event is IN_PROGRESS (stored state).",
+            labels=["account", "region", "cluster", "service"],
+        )
+        with self._lock:
+            states = list(self._states.items())
+        for arn, state in states:
+            labels = [*account_region(arn), state.cluster, state.service]
+            if state.impaired is not None:
+                impaired.add_metric(labels, 1.0 if state.impaired else 0.0)
+            if state.deployment_state is not None:
+                deploying.add_metric(labels, 1.0 if state.deployment_state == IN_PROGRESS else 0.0)
+        yield impaired
+        yield deploying
+        yield from count_gauges((arn, s.cluster, s.service, s.counts) for arn, s in states)
