@@ -19,6 +19,7 @@ from ecswatch.daemon.expose.depth import DepthPoller
 from ecswatch.daemon.expose.http import HttpServer
 from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.expose.preflight import wait_until_ready
+from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Queue
 from ecswatch.daemon.pipeline.worker import (
@@ -29,7 +30,8 @@ from ecswatch.daemon.pipeline.worker import (
 )
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
-from ecswatch.daemon.state.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.state.service_reads import ServiceReader
+from ecswatch.daemon.state.service_state import ServiceStore
 from ecswatch.daemon.state.store import Store
 
 log = structlog.get_logger("ecswatch.daemon.app")
@@ -138,7 +140,8 @@ class Daemon:
             observe_write=self.metrics.observe_write,
         )
         self._service_state = ServiceStateCollector(
-            services, cfg.metrics.service_state_refresh_seconds
+            ServiceReader(dynamodb, cfg.dynamodb.service_table),
+            cfg.metrics.service_state_refresh_seconds,
         )
         self.metrics.registry.register(self._service_state)
         self._service_state.start()

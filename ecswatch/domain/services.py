@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.times import normalize_time
@@ -18,6 +18,40 @@ IMPAIRED = "SERVICE_TASK_START_IMPAIRED"
 STEADY = "SERVICE_STEADY_STATE"
 DEPLOYMENT_PREFIX = "SERVICE_DEPLOYMENT_"
 IN_PROGRESS = "IN_PROGRESS"
+#: the task counts the reconciler stores on a service's item (from DescribeServices)
+COUNT_FIELDS = ("desiredTasks", "runningTasks", "pendingTasks")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    desired: int
+    running: int
+    pending: int
+
+
+def counts_of(item: dict[str, Any]) -> TaskCounts | None:
+    """The counts on a scanned service item (numbers come as strings), None when absent."""
+    try:
+        return TaskCounts(*(int(item[name]) for name in COUNT_FIELDS))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_service_key(key: object) -> TypeGuard[str]:
+    """Service items are keyed by service ARN (as parse_service_event requires it); anything
+    else in the table (the reconciler's lease) is not a service."""
+    return isinstance(key, str) and ":service/" in key
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """What the gauges export of one service, as stored."""
+
+    cluster: str
+    service: str
+    impaired: bool | None
+    deployment_state: str | None
+    counts: TaskCounts | None = None  # from the ECS API, written by the reconciler
 
 
 class Kind(enum.Enum):
@@ -71,7 +105,7 @@ def parse_service_event(
     """The event, or why it is invalid."""
     resources = envelope.get("resources")
     arn = resources[0] if isinstance(resources, list) and resources else None
-    if not isinstance(arn, str) or ":service/" not in arn:
+    if not is_service_key(arn):
         return "resources[0] must be the service ARN"
     event_id = envelope.get("id")
     if not isinstance(event_id, str) or not event_id:

@@ -14,19 +14,19 @@ from prometheus_client import CollectorRegistry
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Message
 from ecswatch.daemon.state.service_state import (
     DAY_SECONDS,
     ITEM_BOUND_BYTES,
-    ServiceStateCollector,
     ServiceStore,
 )
 from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import DEFAULT_SERVICES, service_event
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue
-from tests.integration.test_service_health import ORIGIN, T0, counted, event
+from tests.integration.test_service_health import ORIGIN, T0, counted, event, service_reader
 
 EVENTS = 1_000
 NOW = T0.timestamp() + 3600
@@ -77,7 +77,7 @@ def test_thousands_of_events_for_one_service_keep_its_item_bounded_and_counts_ex
     positions = list(enumerate(distinct)) + list(enumerate(distinct))[::5]
     deliveries = [e for _, e in sorted(positions, key=lambda p: p[0] + rng.uniform(0, 20))]
     store, registry = store_for(stack, [NOW]), CollectorRegistry()
-    collector = ServiceStateCollector(store, refresh_seconds=0)
+    collector = ServiceStateCollector(service_reader(stack, lambda: NOW), refresh_seconds=0)
     registry.register(collector)
     processor = Processor(
         None,  # type: ignore[arg-type]  (no task events here)
@@ -140,7 +140,7 @@ def test_a_service_silent_past_its_expiry_leaves_the_gauges(stack: Stack) -> Non
         Outcome.APPLIED
     )
     registry = CollectorRegistry()
-    collector = ServiceStateCollector(store, refresh_seconds=0)
+    collector = ServiceStateCollector(service_reader(stack, lambda: clock[0]), refresh_seconds=0)
     registry.register(collector)
     collector.refresh()
     gauge = "ecswatch_service_task_start_impaired"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,11 @@ from prometheus_client import CollectorRegistry
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Message
-from ecswatch.daemon.state.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.state.service_reads import ServiceReader
+from ecswatch.daemon.state.service_state import ServiceStore
 from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import (
     ACCOUNT,
@@ -52,6 +55,11 @@ def service_store(stack: Stack) -> ServiceStore:
     )
 
 
+def service_reader(stack: Stack, clock: Callable[[], float] = time.time) -> ServiceReader:
+    client = make_client("dynamodb", stack.config.aws, max_pool_connections=2)
+    return ServiceReader(client, stack.config.dynamodb.service_table, clock)
+
+
 def event(envelope: dict[str, Any]) -> ServiceEvent:
     parsed = parse_message(json.dumps(envelope))
     assert isinstance(parsed, ServiceEvent)
@@ -69,7 +77,7 @@ def test_latest_event_wins_and_an_older_new_one_is_stale_but_counted(stack: Stac
     assert store.apply(early) is Outcome.STALE  # new id, older: counted, state unchanged
     assert store.apply(early) is Outcome.DUPLICATE
     assert store.apply(late) is Outcome.DUPLICATE
-    [state] = store.scan().values()
+    [state] = service_reader(stack).scan().values()
     assert (state.cluster, state.service, state.impaired) == ("prod", "web", True)
 
 
@@ -83,7 +91,7 @@ def test_deployments_and_actions_are_ordered_separately(stack: Stack) -> None:
     assert (
         store.apply(event(service_event(web, "deployment", DEPLOYMENTS[0], T0))) is Outcome.APPLIED
     )
-    [state] = store.scan().values()
+    [state] = service_reader(stack).scan().values()
     assert (state.impaired, state.deployment_state) == (False, "IN_PROGRESS")
 
 
@@ -156,7 +164,7 @@ def test_any_order_and_duplication_counts_each_event_once_and_keeps_the_latest_s
             BillingMode="PAY_PER_REQUEST",
         )
     store, registry = service_store(stack), CollectorRegistry()
-    collector = ServiceStateCollector(store, refresh_seconds=0)
+    collector = ServiceStateCollector(service_reader(stack), refresh_seconds=0)
     processor = Processor(
         None,  # type: ignore[arg-type]  (no task events here)
         NoQueue(),  # type: ignore[arg-type]
@@ -171,7 +179,8 @@ def test_any_order_and_duplication_counts_each_event_once_and_keeps_the_latest_s
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert all(pool.map(processor.handle, messages))
     assert counted(registry) == distinct_counts
-    stored = {arn: (s.impaired, s.deployment_state) for arn, s in store.scan().items()}
+    states = service_reader(stack).scan()
+    stored = {arn: (s.impaired, s.deployment_state) for arn, s in states.items()}
     assert stored == expected_state(deliveries)
 
 

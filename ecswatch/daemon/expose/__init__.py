@@ -1,4 +1,5 @@
-"""What the process shows the world: HTTP endpoints, metric instruments, queue depth, preflight.
+"""What the process shows the world: HTTP endpoints, metric instruments, the per-service gauges
+from the stored state, queue depth, preflight.
 
 May import: aws, domain. Never pipeline, state or reconcile.
 """

@@ -18,11 +18,12 @@ import structlog
 
 from ecswatch.daemon.aws.errors import is_aws_error, systemic_reason
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
 from ecswatch.daemon.pipeline import fate
 from ecswatch.daemon.pipeline.fate import Fate
 from ecswatch.daemon.pipeline.queue import Message, Queue, TooLargeToCopyError
 from ecswatch.daemon.state.dynamo import UnstorableEventError
-from ecswatch.daemon.state.service_state import ServiceStateCollector, ServiceStore
+from ecswatch.daemon.state.service_state import ServiceStore
 from ecswatch.daemon.state.store import Outcome, Store
 from ecswatch.domain.events import (
     Event,

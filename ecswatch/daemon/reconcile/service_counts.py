@@ -1,5 +1,5 @@
 """Services' desired/running/pending task counts from DescribeServices, stored on each service's
-ECSServiceState item, and the gauges every replica exports from that stored state.
+ECSServiceState item (every replica exports them: daemon/expose/service_gauges.py).
 
 A service with no tasks emits no task events, so its counts come from the API: each pass writes
 them (one UpdateItem per service, plain SET: a snapshot, last pass wins, and one replica passes
@@ -12,56 +12,17 @@ once (`expiresAt` = now), so neither its counts nor its impairment gauge alert a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from prometheus_client.core import GaugeMetricFamily
 
 from ecswatch.daemon.aws.retry import Retrier
 from ecswatch.daemon.reconcile.ecs import EcsApi
 from ecswatch.daemon.state.dynamo import scan, write
-from ecswatch.domain.arns import account_region, cluster_name
+from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.services import COUNT_FIELDS as FIELDS
 
 DESCRIBE_SERVICES_BATCH = 10  # DescribeServices takes at most 10 services
-FIELDS = ("desiredTasks", "runningTasks", "pendingTasks")
-GAUGES = (
-    ("ecswatch_service_desired_tasks", "desiredCount: tasks the service wants (from the ECS API)."),
-    ("ecswatch_service_running_tasks", "runningCount: tasks RUNNING (from the ECS API)."),
-    ("ecswatch_service_pending_tasks", "pendingCount: tasks PENDING (from the ECS API)."),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskCounts:
-    desired: int
-    running: int
-    pending: int
-
-
-def counts_of(item: dict[str, Any]) -> TaskCounts | None:
-    """The counts on a scanned service item (see dynamo.scan: numbers come as strings)."""
-    try:
-        return TaskCounts(*(int(item[name]) for name in FIELDS))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def count_gauges(states: Iterable[tuple[str, str, str, TaskCounts | None]]) -> Iterator[Any]:
-    """The three gauges from (service ARN, cluster, service, counts) of the stored state."""
-    families = [
-        GaugeMetricFamily(name, doc, labels=["account", "region", "cluster", "service"])
-        for name, doc in GAUGES
-    ]
-    for arn, cluster, service, counts in states:
-        if counts is None:
-            continue
-        labels = [*account_region(arn), cluster, service]
-        for family, value in zip(families, (counts.desired, counts.running, counts.pending),
-                                 strict=True):  # fmt: skip
-            family.add_metric(labels, float(value))
-    yield from families
 
 
 class ServiceCounts:

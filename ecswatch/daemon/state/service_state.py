@@ -1,5 +1,5 @@
-"""Service state in DynamoDB (ECSServiceState): one conditional UpdateItem per event, one
-de-duplication marker per event id (ECSServiceEventIds), and the gauges derived from the table.
+"""Service state in DynamoDB (ECSServiceState): one conditional UpdateItem per event and one
+de-duplication marker per event id (ECSServiceEventIds).
 
 Correctness. State: the update applies only if the event sorts after the stored one of its
 kind (`attribute_not_exists(k) OR k < :k`, one k per part of the state: impairment, deployment,
@@ -20,34 +20,21 @@ event costs one UpdateItem of that item (1 WCU typical, 5 at most) plus one 1-WC
 Expiry: every applied state write sets `expiresAt` `idle_ttl_days` ahead, so a service that
 emits nothing for that long (deleted) leaves the table; the gauges and `report` leave out items
 past their `expiresAt` at once (DynamoDB's TTL deletes within days).
-Replicas see different parts of the stream, so each replica's gauges come from a periodic scan
-of the table (and its own writes in between): all replicas export the same, stored, state.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import structlog
 from botocore.exceptions import ClientError
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from ecswatch.daemon.aws.retry import Retrier
-from ecswatch.daemon.reconcile.lease import is_lease_key
-from ecswatch.daemon.reconcile.service_counts import FIELDS as COUNT_FIELDS
-from ecswatch.daemon.reconcile.service_counts import TaskCounts, count_gauges, counts_of
-from ecswatch.daemon.state.dynamo import is_condition_failure, scan, write
+from ecswatch.daemon.state.dynamo import is_condition_failure, write
 from ecswatch.daemon.state.store import Outcome
-from ecswatch.domain.arns import account_region
-from ecswatch.domain.services import IN_PROGRESS, ServiceEvent
+from ecswatch.domain.services import ServiceEvent
 from ecswatch.domain.times import parse_time
-
-log = structlog.get_logger("ecswatch.daemon.state.service_state")
 
 SORT_KEY = {
     "impairment": "impairmentKey",
@@ -58,15 +45,6 @@ CONDITION = "attribute_not_exists(#key) OR #key < :key"
 DAY_SECONDS = 86400
 #: the service item's size bound (see above); tests/integration/test_service_bounds.py holds to it
 ITEM_BOUND_BYTES = 5 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceState:
-    cluster: str
-    service: str
-    impaired: bool | None
-    deployment_state: str | None
-    counts: TaskCounts | None = None  # from the ECS API, written by the reconciler
 
 
 def _s(value: str) -> dict[str, str]:
@@ -184,109 +162,3 @@ class ServiceStore:
 
     def _write(self, operation: str, table: str, call: Callable[[], object]) -> None:
         write(self._retrier, operation, table, call, self._observe_write)
-
-    def scan(self) -> dict[str, ServiceState]:
-        fields = (
-            "serviceArn",
-            "clusterName",
-            "serviceName",
-            "taskStartImpaired",
-            "deploymentState",
-            "expiresAt",
-            *COUNT_FIELDS,
-        )
-        now = self._clock()
-        states = {}
-        for item in scan(self._client, self.table, fields):
-            if is_lease_key(item["serviceArn"]):
-                continue  # the reconciler's lease, not a service
-            expires_at = item.get("expiresAt")
-            if expires_at is not None and float(expires_at) <= now:
-                continue  # gone (deleted service): TTL has not removed it yet
-            states[str(item["serviceArn"])] = ServiceState(
-                cluster=str(item.get("clusterName") or ""),
-                service=str(item.get("serviceName") or ""),
-                impaired=item.get("taskStartImpaired"),
-                deployment_state=item.get("deploymentState"),
-                counts=counts_of(item),
-            )
-        return states
-
-
-class ServiceStateCollector(Collector):
-    """ecswatch_service_task_start_impaired and ecswatch_deployments_in_progress, from the table.
-
-    A background thread rescans every `refresh_seconds`; this replica's own applied writes show
-    at once. A scrape never waits on DynamoDB.
-    """
-
-    def __init__(self, store: ServiceStore, refresh_seconds: float) -> None:
-        self._store = store
-        self._refresh_seconds = refresh_seconds
-        self._states: dict[str, ServiceState] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="ecswatch-service-state", daemon=True
-        )
-
-    def start(self) -> None:
-        if self._refresh_seconds > 0:
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
-
-    def applied(self, event: ServiceEvent) -> None:
-        with self._lock:
-            old = self._states.get(event.service_arn)
-            impaired = old.impaired if old else None
-            deployment = old.deployment_state if old else None
-            if event.register == "impairment":
-                impaired = event.impaired
-            elif event.register == "deployment":
-                deployment = event.deployment_state
-            self._states[event.service_arn] = ServiceState(
-                event.cluster, event.service, impaired, deployment, old.counts if old else None
-            )
-
-    def refresh(self) -> None:
-        states = self._store.scan()
-        with self._lock:
-            self._states = states
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.refresh()
-            except Exception as exc:
-                log.warning(
-                    "service_state_refresh_failed", error=type(exc).__name__, detail=str(exc)[:300]
-                )
-            if self._stop.wait(self._refresh_seconds):
-                return
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        impaired = GaugeMetricFamily(
-            "ecswatch_service_task_start_impaired",
-            "1 after SERVICE_TASK_START_IMPAIRED, 0 after SERVICE_STEADY_STATE (stored state).",
-            labels=["account", "region", "cluster", "service"],
-        )
-        deploying = GaugeMetricFamily(
-            "ecswatch_deployments_in_progress",
-            "1 while the service's latest deployment event is IN_PROGRESS (stored state).",
-            labels=["account", "region", "cluster", "service"],
-        )
-        with self._lock:
-            states = list(self._states.items())
-        for arn, state in states:
-            labels = [*account_region(arn), state.cluster, state.service]
-            if state.impaired is not None:
-                impaired.add_metric(labels, 1.0 if state.impaired else 0.0)
-            if state.deployment_state is not None:
-                deploying.add_metric(labels, 1.0 if state.deployment_state == IN_PROGRESS else 0.0)
-        yield impaired
-        yield deploying
-        yield from count_gauges((arn, s.cluster, s.service, s.counts) for arn, s in states)
