@@ -29,9 +29,7 @@ from prometheus_client.registry import Collector
 import ecswatch
 from ecswatch import cli
 from ecswatch.config import ENV_PREFIX, SECTIONS, Config
-from ecswatch.daemon.expose.metrics import Metrics
-from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
-from ecswatch.daemon.state.service_state import ServiceStateCollector
+from ecswatch.daemon import app
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -60,16 +58,15 @@ class Recording(CollectorRegistry):
 
 
 def daemon_collectors(registry: CollectorRegistry) -> None:
-    """Register what the daemon registers (daemon/app.py), without starting anything.
-
-    tests/integration/test_docs_metrics.py checks this against a running daemon's registry."""
+    """Register what the daemon registers (daemon/app.py), with the classes it wires, without
+    starting anything; tests/integration/test_docs_metrics.py compares a running daemon's."""
     tables = Config().dynamodb
-    Metrics(
+    app.Metrics(
         registry,
         tables=(*tables.state_tables().values(), tables.service_table, tables.service_event_table),
     )
-    ReconcileMetrics(registry, interval_seconds=Config().reconcile.interval_seconds)
-    registry.register(ServiceStateCollector(store=None, refresh_seconds=0))  # type: ignore[arg-type]
+    app.ReconcileMetrics(registry, interval_seconds=Config().reconcile.interval_seconds)
+    registry.register(app.ServiceStateCollector(store=None, refresh_seconds=0))  # type: ignore[arg-type]
 
 
 def catalogue(registry: Recording) -> tuple[MetricDoc, ...]:
