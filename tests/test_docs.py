@@ -67,7 +67,7 @@ def test_reference_pages_hold_every_metric_key_command_and_alert() -> None:
 
 
 def test_prose_naming_what_the_code_lacks_is_caught() -> None:
-    """A renamed metric, alert, key or command left in prose is reported; real names are not."""
+    """A renamed metric, alert, key, command, file or test left in prose is reported."""
     prose = (
         '`ecswatch_events_total{outcome="expired"}`, `ECSWatchPaused`, `sqs.queue_url`, '
         "`ecswatch report`, `events.parse_message`, `ECSServiceState`"
@@ -75,6 +75,10 @@ def test_prose_naming_what_the_code_lacks_is_caught() -> None:
     assert hook.stale_names(prose) == []
     wrong = "`ecswatch_nope_total`, `ECSWatchNope`, `sqs.nope`, `ecswatch nope`"
     assert len(hook.stale_names(wrong)) == 4
+    files = "`tests/test_docs.py`, `test_docs.py::test_prose_naming_what_the_code_lacks_is_caught`"
+    assert hook.stale_names(files) == []
+    moved = "`ecswatch/daemon/worker.py`, `test_docs.py::test_gone`, `test_gone.py`"
+    assert len(hook.stale_names(moved)) == 3
 
 
 def test_the_readme_names_only_what_the_code_defines() -> None:

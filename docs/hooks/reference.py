@@ -6,8 +6,8 @@ collectors the daemon registers (names, types, help, label names, pre-set label 
 config's fields and their `doc`, the argument parser, and `deploy/prometheus/alerts.yml`. Nothing
 generated is committed, so no generated page can be stale. Then every page's backticked metric
 names, alert names, `section.key` config keys and `ecswatch <command>`s are checked against the
-same sources: a name the code no longer has is a warning, which `mkdocs build --strict` (run by
-tests/test_docs.py) turns into a failure.
+same sources, and its repository paths and `test_x.py::test_y` names against the tree: a name the
+code no longer has is a warning, which `mkdocs build --strict` (tests/test_docs.py) fails on.
 """
 
 from __future__ import annotations
@@ -188,6 +188,8 @@ METRIC_NAME = re.compile(r"`(ecswatch_[a-z0-9_]+\*?)")
 ALERT_NAME = re.compile(r"`(ECS(?:Watch|Service)[A-Za-z]+)`")
 CONFIG_KEY = re.compile(rf"`({'|'.join(SECTIONS)})\.([a-z_]+)(?:`| =)")
 COMMAND = re.compile(r"`ecswatch ([a-z][a-z-]*)")
+PATH = re.compile(r"`((?:ecswatch|tests|deploy|bench|docs)/[\w./-]*\w)")
+TEST = re.compile(r"`((?:[\w/]+/)?test_\w+\.py)((?:::\w+)*)")
 SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum")
 
 
@@ -224,7 +226,19 @@ def stale_names(markdown: str) -> list[str]:
         f"config key `{s}.{k}`" for s, k in CONFIG_KEY.findall(markdown) if (s, k) not in keys
     ]
     wrong += [f"command `ecswatch {c}`" for c in COMMAND.findall(markdown) if c not in commands()]
+    wrong += [f"path `{p}`" for p in PATH.findall(markdown) if not (ROOT / p).exists()]
+    wrong += [f"test `{f}{n}`" for f, n in TEST.findall(markdown) if not _test_exists(f, n)]
     return wrong
+
+
+def _test_exists(file: str, names: str) -> bool:
+    """`test_x.py::test_y` (or tests/.../test_x.py): some such file defines every name."""
+    candidates = [ROOT / file] if "/" in file else list((ROOT / "tests").rglob(file))
+    wanted = [n for n in names.split("::") if n]
+    return any(
+        path.is_file() and all(f"def {n}(" in path.read_text() for n in wanted)
+        for path in candidates
+    )
 
 
 def on_page_markdown(markdown: str, *, page: Any, config: Any, files: Any) -> str:
