@@ -6,7 +6,7 @@ collectors the daemon registers (names, types, help, label names, pre-set label 
 config's fields and their `doc`, the argument parser, and `deploy/prometheus/alerts.yml`. Nothing
 generated is committed, so no generated page can be stale. Then every page's backticked metric
 names, alert names, `section.key` config keys and `ecswatch <command>`s are checked against the
-same sources, and its repository paths and `test_x.py::test_y` names against the tree: a name the
+same sources, and its repository paths and test names against the tree: a name the
 code no longer has is a warning, which `mkdocs build --strict` (tests/test_docs.py) fails on.
 """
 

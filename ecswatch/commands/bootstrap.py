@@ -253,7 +253,7 @@ def _ensure_target(events: Any, config: Config, queue_arn: str, changes: list[Ch
         return
     target: dict[str, Any] = {"Id": TARGET_ID, "Arn": queue_arn}
     if queue_arn.endswith(".fifo"):
-        # One group: FIFO then delivers serially (README, "Many accounts": a trade-off).
+        # One group: FIFO then delivers serially (docs/operating/many-accounts.md: a trade-off).
         target["SqsParameters"] = {"MessageGroupId": FIFO_GROUP}
     response = events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
     if response.get("FailedEntryCount"):

@@ -1,6 +1,6 @@
 """Building and running ecswatch's image without a Docker engine: Debian's buildah and podman.
 
-The recipe (README: "The image without a Docker engine"): the registry's Python base cannot be
+The recipe (docs/deploying/image.md): the registry's Python base cannot be
 pulled here, so a debootstrapped bookworm with Debian's Python 3.11 stands in for it through the
 Dockerfile's PYTHON_IMAGE build arg (its tarball cached, a cold debootstrap takes ~40 s); buildah
 builds with chroot isolation in Docker format (OCI drops HEALTHCHECK); podman runs with runc and
