@@ -16,6 +16,7 @@ from ecswatch.config import Config
 from ecswatch.daemon.reconcile.lease import is_lease_key
 from ecswatch.daemon.state.dynamo import scan
 from ecswatch.domain.arns import account_region, cluster_name
+from ecswatch.domain.expiry import GONE_AT, service_gone
 from ecswatch.domain.times import normalize_time
 
 TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
@@ -29,7 +30,7 @@ INSTANCE_FIELDS = (
     "expiresAt",
 )
 SERVICE_FIELDS = ("serviceArn", "clusterName", "serviceName", "taskStartImpaired",
-                  "deploymentState", "impairmentReason", "expiresAt")  # fmt: skip
+                  "deploymentState", "impairmentReason", "expiresAt", GONE_AT)  # fmt: skip
 
 
 @dataclass
@@ -105,7 +106,7 @@ def build_report(
     for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
         if (
             is_lease_key(state.get("serviceArn"))
-            or float(state.get("expiresAt") or "inf") <= now.timestamp()  # deleted service
+            or service_gone(state.get("expiresAt"), state.get(GONE_AT), now)  # deleted
             or (origin := wanted(state.get("serviceArn"))) is None
         ):
             continue

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ecswatch.domain import expiry
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.services import Kind, ServiceEvent, parse_service_event
 from ecswatch.domain.times import parse_time
@@ -200,11 +201,9 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
     item["eventId"] = event.event_id
     item["eventTime"] = event.event_time
     item["writtenAt"] = now.astimezone(UTC).isoformat(timespec="milliseconds")
-    if stopped_task_ttl_days > 0 and is_gone(event):
-        # From the later of now and the event's time, so the item outlives is_expired's window.
-        then = parse_time(event.event_time)
-        start = max(now, then) if then is not None else now
-        item["expiresAt"] = int(start.timestamp()) + stopped_task_ttl_days * 86400
+    expires_at = expiry.expires_after_window(now, event.event_time, stopped_task_ttl_days)
+    if expires_at is not None and is_gone(event):
+        item["expiresAt"] = expires_at
     return item
 
 
@@ -215,19 +214,11 @@ def detail_type_of(event: Event | ServiceEvent) -> str:
 
 
 def is_expired(event: Event | ServiceEvent, now: datetime, ttl_days: int) -> bool:
-    """Older than the TTL window (`ttl_days` after its own time): not to be applied.
-
-    Why this makes a redelivery harmless: an item (or service-event marker) written at w
-    expires at w + ttl, never earlier, and w is after the event's time t. A copy arriving at n
-    is applied only if n - t <= ttl, so n <= w + ttl: whatever it would find is still there,
-    and it is a duplicate. Without the rule, a copy replayed after the item expired (a DLQ
-    redrive, an archive replay) would count a failed start again or resurrect a task for ever.
-    An event without a readable time is not refused: nothing says it is old.
-    """
-    if ttl_days <= 0:
-        return False
-    then = parse_time(event.event_time if isinstance(event, Event) else event.at)
-    return then is not None and (now - then).total_seconds() > ttl_days * 86400
+    """Older than the TTL window (`ttl_days` after its own time): not to be applied (rule 1 of
+    domain.expiry, where the argument is)."""
+    return expiry.is_expired(
+        event.event_time if isinstance(event, Event) else event.at, now, ttl_days
+    )
 
 
 def is_gone(event: Event) -> bool:

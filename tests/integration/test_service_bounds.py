@@ -18,12 +18,12 @@ from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Message
 from ecswatch.daemon.state.service_state import (
-    DAY_SECONDS,
     ITEM_BOUND_BYTES,
     ServiceStore,
 )
 from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import DEFAULT_SERVICES, service_event
+from ecswatch.domain.expiry import DAY_SECONDS
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue
 from tests.integration.test_service_health import ORIGIN, T0, counted, event, service_reader

@@ -31,6 +31,7 @@ from ecswatch.daemon.aws.retry import Retrier
 from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi
 from ecswatch.daemon.state.dynamo import is_condition_failure, scan
 from ecswatch.daemon.state.store import Outcome, Store, WriteResult
+from ecswatch.domain import expiry
 from ecswatch.domain.events import (
     CONTAINER_INSTANCE_STATE_CHANGE,
     TASK_STATE_CHANGE,
@@ -235,7 +236,7 @@ class Pass:
         if not listed:
             return
         table, key = self._tables[kind.resource], kind.resource.key
-        fields = (key, "clusterArn", "version", kind.status_field)
+        fields = (key, "clusterArn", "version", kind.status_field, "eventTime")
         candidates: dict[str, list[dict[str, Any]]] = {}
         for item in scan(self._dynamodb, table, fields):
             cluster = item.get("clusterArn")
@@ -273,10 +274,13 @@ class Pass:
         if kind is TASKS:
             sets += ["desiredStatus = :gone", "stoppedReason = :reason"]
             values[":reason"] = {"S": GONE_REASON}
-            ttl_days = self._config.dynamodb.stopped_task_ttl_days
-            if ttl_days > 0:
-                sets.append("expiresAt = :expires")
-                values[":expires"] = {"N": str(int(now.timestamp()) + ttl_days * 86400)}
+        # Gone, as its event would have said: it expires by the same rule (domain.expiry, 2).
+        expires_at = expiry.expires_after_window(
+            now, item.get("eventTime"), self._config.dynamodb.stopped_task_ttl_days
+        )
+        if expires_at is not None:
+            sets.append("expiresAt = :expires")
+            values[":expires"] = {"N": str(expires_at)}
         request = {
             "Key": {kind.resource.key: {"S": arn}},
             "UpdateExpression": "SET " + ", ".join(sets),

@@ -78,6 +78,7 @@ class Reconciler:
             config.dynamodb.service_table,
             self._read_retrier,
             idle_ttl_days=config.dynamodb.idle_service_ttl_days,
+            window_ttl_days=config.dynamodb.stopped_task_ttl_days,
             checkpoint=self._checkpoint,
         )
         self._thread = threading.Thread(target=self._run, name="ecswatch-reconciler", daemon=True)

@@ -6,8 +6,9 @@ them (one UpdateItem per service, plain SET: a snapshot, last pass wins, and one
 at a time), creating the item for a service that never sent an event, and pushing its idle
 expiry (`dynamodb.idle_service_ttl_days`) ahead: a service ECS reports ACTIVE is not gone. The
 collector rescans the table, so every replica exports the same numbers: alert with `max by
-(...)`. Counts of a service ECS no longer lists as ACTIVE are removed and its item expires at
-once (`expiresAt` = now), so neither its counts nor its impairment gauge alert any more.
+(...)`. Counts of a service ECS no longer lists as ACTIVE are removed and it is gone at once,
+for good (domain.expiry, rule 4), so neither its counts nor its impairment gauge alert any
+more, even when a late event for it turns up.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 from ecswatch.daemon.aws.retry import Retrier
 from ecswatch.daemon.reconcile.ecs import EcsApi
 from ecswatch.daemon.state.dynamo import scan, write
+from ecswatch.domain import expiry
 from ecswatch.domain.arns import cluster_name
+from ecswatch.domain.expiry import GONE_AT, idle_expires_at
 from ecswatch.domain.services import COUNT_FIELDS as FIELDS
 
 DESCRIBE_SERVICES_BATCH = 10  # DescribeServices takes at most 10 services
@@ -36,6 +39,7 @@ class ServiceCounts:
         retrier: Retrier,
         *,
         idle_ttl_days: int = 0,
+        window_ttl_days: int = 0,
         checkpoint: Callable[[], None] = lambda: None,
         observe_write: Callable[[str, float], None] = lambda table, seconds: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -45,6 +49,7 @@ class ServiceCounts:
         self._table = table
         self._retrier = retrier
         self._idle_ttl_days = idle_ttl_days
+        self._window_ttl_days = window_ttl_days  # dynamodb.stopped_task_ttl_days
         self._checkpoint = checkpoint
         self._observe_write = observe_write
         self._now = now
@@ -84,32 +89,50 @@ class ServiceCounts:
         sets = [f"{name} = :{name}" for name in FIELDS]
         sets += ["countsAt = :at", "clusterName = if_not_exists(clusterName, :cluster)",
                  "serviceName = if_not_exists(serviceName, :service)"]  # fmt: skip
-        if self._idle_ttl_days > 0:  # ECS says it is alive: keep it from expiring as idle
+        expires_at = idle_expires_at(now, self._idle_ttl_days)
+        if expires_at is not None:  # ECS says it is alive: keep it from expiring as idle
             sets.append("expiresAt = :expires")
-            values[":expires"] = {"N": str(int(now.timestamp()) + self._idle_ttl_days * 86400)}
+            values[":expires"] = {"N": str(expires_at)}
         self._update({
             "Key": {"serviceArn": {"S": service["serviceArn"]}},
-            "UpdateExpression": "SET " + ", ".join(sets),
+            # ACTIVE again (re-created under its name): no longer gone (domain.expiry, 4).
+            "UpdateExpression": "SET " + ", ".join(sets) + f" REMOVE {GONE_AT}",
             "ExpressionAttributeValues": values,
         })  # fmt: skip
 
     def _forget(self, cluster_arns: list[str], active: set[str]) -> None:
-        """Remove the counts of these clusters' services that are no longer ACTIVE."""
+        """Expire these clusters' services that are no longer ACTIVE (domain.expiry, rule 4)."""
         prefixes = tuple(
             arn.replace(":cluster/", ":service/", 1) + "/" for arn in cluster_arns
         )  # service ARNs in the long format: arn:...:service/CLUSTER/NAME
         if not prefixes:
             return
-        for item in scan(self._dynamodb, self._table, ("serviceArn", "desiredTasks")):
+        now = self._now()
+        fields = ("serviceArn", "desiredTasks", GONE_AT, "expiresAt")
+        for item in scan(self._dynamodb, self._table, fields):
             arn = str(item["serviceArn"])
-            if "desiredTasks" in item and arn.startswith(prefixes) and arn not in active:
-                # Deleted (or draining): expire it now, so its impairment gauge goes with it.
-                self._update({
-                    "Key": {"serviceArn": {"S": arn}},
-                    "UpdateExpression": "REMOVE " + ", ".join((*FIELDS, "countsAt"))
-                    + " SET expiresAt = :now",
-                    "ConditionExpression": "attribute_exists(serviceArn)",
-                    "ExpressionAttributeValues": {
-                        ":now": {"N": str(int(self._now().timestamp()))}
-                    },
-                })  # fmt: skip
+            # Only what a pass counted (ECS listed it once): a service only ever seen in events
+            # may not be listed yet. Already gone: nothing to do.
+            if (
+                "desiredTasks" not in item
+                or expiry.service_gone(item.get("expiresAt"), item.get(GONE_AT), now)
+                or not arn.startswith(prefixes)
+                or arn in active
+            ):
+                continue
+            # Deleted (or draining): gone at once for every reader, its impairment included,
+            # and kept (expiring) long enough to refuse its late events.
+            sets, values = [f"{GONE_AT} = :gone"], {":gone": {"S": expiry.gone_since(now)}}
+            expires_at = expiry.gone_service_expires_at(
+                now, self._window_ttl_days, self._idle_ttl_days
+            )
+            if expires_at is not None:
+                sets.append("expiresAt = :expires")
+                values[":expires"] = {"N": str(expires_at)}
+            self._update({
+                "Key": {"serviceArn": {"S": arn}},
+                "UpdateExpression": "REMOVE " + ", ".join((*FIELDS, "countsAt"))
+                + " SET " + ", ".join(sets),
+                "ConditionExpression": "attribute_exists(serviceArn)",
+                "ExpressionAttributeValues": values,
+            })  # fmt: skip

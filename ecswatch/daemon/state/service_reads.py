@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ecswatch.daemon.state.dynamo import scan
+from ecswatch.domain.expiry import GONE_AT, service_gone
 from ecswatch.domain.services import COUNT_FIELDS, ServiceState, counts_of, is_service_key
 
 FIELDS = (
@@ -20,6 +22,7 @@ FIELDS = (
     "taskStartImpaired",
     "deploymentState",
     "expiresAt",
+    GONE_AT,
     *COUNT_FIELDS,
 )
 
@@ -33,13 +36,12 @@ class ServiceReader:
         self._clock = clock
 
     def scan(self) -> dict[str, ServiceState]:
-        now = self._clock()
+        now = datetime.fromtimestamp(self._clock(), UTC)
         states = {}
         for item in scan(self._client, self.table, FIELDS):
             if not is_service_key(item["serviceArn"]):
                 continue  # the reconciler's lease, not a service
-            expires_at = item.get("expiresAt")
-            if expires_at is not None and float(expires_at) <= now:
+            if service_gone(item.get("expiresAt"), item.get(GONE_AT), now):
                 continue  # gone (deleted service): TTL has not removed it yet
             states[str(item["serviceArn"])] = ServiceState(
                 cluster=str(item.get("clusterName") or ""),

@@ -9,23 +9,23 @@ keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so e
 writer's marker succeeds for each id, and only that writer counts the event. The state write
 comes first: a crash between the two leaves the state applied and the id unmarked, and the
 redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
-Markers expire `event_ttl_days` after they are written (or after the event's own time, if
-later), and an event older than that window is refused before it gets here (outcome
-`expired`, domain.events.is_expired), so no marker expires while a copy of its event could
-still be applied (TTL deletes late, never early).
+Expiry (domain.expiry, where each rule's argument is): markers by rule 2, so no marker expires
+while a copy of its event could still be applied; service items by rule 3 (each applied state
+write pushes `expiresAt` `idle_ttl_days` ahead), and by rule 4 no state write for an event
+older than the service's `goneAt` (the reconciler found it deleted) applies.
 Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
 1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
 typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an
 event costs one UpdateItem of that item (1 WCU typical, 5 at most) plus one 1-WCU PutItem.
-Expiry: every applied state write sets `expiresAt` `idle_ttl_days` ahead, so a service that
-emits nothing for that long (deleted) leaves the table; the gauges and `report` leave out items
-past their `expiresAt` at once (DynamoDB's TTL deletes within days).
+The gauges and `report` leave out items past their `expiresAt` or found gone at once
+(DynamoDB's TTL deletes within days).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,27 +33,25 @@ from botocore.exceptions import ClientError
 from ecswatch.daemon.aws.retry import Retrier
 from ecswatch.daemon.state.dynamo import is_condition_failure, write
 from ecswatch.daemon.state.store import Outcome
+from ecswatch.domain.expiry import GONE_AT, expires_after_window, idle_expires_at
 from ecswatch.domain.services import ServiceEvent
-from ecswatch.domain.times import parse_time
 
 SORT_KEY = {
     "impairment": "impairmentKey",
     "action": "lastActionKey",
     "deployment": "lastDeploymentKey",
 }
-CONDITION = "attribute_not_exists(#key) OR #key < :key"
-DAY_SECONDS = 86400
+# Newer than the stored event of its part of the state, and than the service's deletion (rule
+# 4 of domain.expiry: a late event does not bring a deleted service back).
+CONDITION = (
+    "(attribute_not_exists(#key) OR #key < :key) AND (attribute_not_exists(#gone) OR #gone < :at)"
+)
 #: the service item's size bound (see above); tests/integration/test_service_bounds.py holds to it
 ITEM_BOUND_BYTES = 5 * 1024
 
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
-
-
-def _ahead(now: int, days: int) -> int | None:
-    """The expiresAt `days` from now; None when that expiry is off (0 days)."""
-    return now + days * DAY_SECONDS if days > 0 else None
 
 
 def update_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
@@ -88,7 +86,7 @@ def update_request(table: str, event: ServiceEvent, expires_at: int | None) -> d
         "Key": {"serviceArn": _s(event.service_arn)},
         "UpdateExpression": f"SET {', '.join(sets)}",
         "ConditionExpression": CONDITION,
-        "ExpressionAttributeNames": {"#key": SORT_KEY[event.register]},
+        "ExpressionAttributeNames": {"#key": SORT_KEY[event.register], "#gone": GONE_AT},
         "ExpressionAttributeValues": values,
     }
 
@@ -129,20 +127,13 @@ class ServiceStore:
 
     def apply(self, event: ServiceEvent) -> Outcome:
         """APPLIED: now the latest; STALE: older but new (count it); DUPLICATE: seen before."""
-        now = int(self._clock())
-        when = parse_time(event.at)  # a marker outlives the event's own window, even if skewed
-        at = int(when.timestamp()) if when is not None else now
-        latest = self._record_state(event, _ahead(now, self.idle_ttl_days))
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        latest = self._record_state(event, idle_expires_at(now, self.idle_ttl_days))
+        marker = marker_request(
+            self.event_table, event, expires_after_window(now, event.at, self._event_ttl_days)
+        )
         try:
-            self._write(
-                "PutItem",
-                self.event_table,
-                lambda: self._client.put_item(
-                    **marker_request(
-                        self.event_table, event, _ahead(max(now, at), self._event_ttl_days)
-                    )
-                ),
-            )
+            self._write("PutItem", self.event_table, lambda: self._client.put_item(**marker))
         except ClientError as exc:
             if is_condition_failure(exc):
                 return Outcome.DUPLICATE
