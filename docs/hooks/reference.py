@@ -161,8 +161,25 @@ def alert_rules() -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple((g["name"], r) for g in groups for r in g["rules"] if "alert" in r)
 
 
+def rule_comments() -> dict[str, str]:
+    """alert name -> the comment lines right under its `- alert:` line in alerts.yml."""
+    found: dict[str, str] = {}
+    name = ""
+    for line in ALERTS.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("- alert:"):
+            name = stripped.removeprefix("- alert:").strip()
+            found[name] = ""
+        elif name and stripped.startswith("#"):
+            found[name] += " " + stripped.lstrip("# ")
+        else:
+            name = ""
+    return {alert: text.strip() for alert, text in found.items()}
+
+
 def alerts_page() -> str:
     out: list[str] = []
+    comments = rule_comments()
     for group, rule in alert_rules():
         annotations = rule.get("annotations", {})
         severity = rule.get("labels", {}).get("severity", "")
@@ -173,6 +190,8 @@ def alerts_page() -> str:
             out.append(f"**Summary:** {_cell(annotations['summary'])}\n")
         if "description" in annotations:
             out.append(_cell(annotations["description"]) + "\n")
+        if comments.get(rule["alert"]):
+            out.append(f"**How it reads:** {_cell(comments[rule['alert']])}\n")
         out.append("```promql\n" + rule["expr"].rstrip() + "\n```\n")
     return "\n".join(out)
 
