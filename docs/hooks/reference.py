@@ -93,15 +93,27 @@ def metrics() -> tuple[MetricDoc, ...]:
     return catalogue(registry)
 
 
+def scope(labels: tuple[str, ...]) -> str:
+    """What one series stands for, from the label names: the unit its count grows with."""
+    if "container" in labels:
+        return "container"
+    if {"service", "group"} & set(labels):
+        return "service"
+    if "cluster" in labels:
+        return "cluster"
+    return "replica"
+
+
 def metrics_page() -> str:
-    lines = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    lines = ["| metric | type | per | labels | meaning |", "|---|---|---|---|---|"]
     for m in metrics():
         labels = ", ".join(
             f"`{label}`" + (f" ({', '.join(m.values[label])})" if m.values.get(label) else "")
             for label in m.labels
             if label != "le"
         )
-        lines.append(f"| `{m.name}` | {m.type} | {labels or '–'} | {_cell(m.help)} |")
+        row = f"| `{m.name}` | {m.type} | {scope(m.labels)} | {labels or '–'} | {_cell(m.help)} |"
+        lines.append(row)
     return "\n".join(lines)
 
 

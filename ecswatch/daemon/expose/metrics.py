@@ -135,13 +135,14 @@ class Metrics:
 
         self.service_events = Counter(
             "ecswatch_service_events",
-            "ECS Service Action events, once per event id, by eventName (ERROR ones included).",
+            "ECS Service Action events, at most once per event id, by eventName (ERROR ones "
+            "included).",
             ["account", "region", "cluster", "service", "event_name"],
             registry=registry,
         )
         self.deployments = Counter(
             "ecswatch_deployments",
-            "ECS Deployment State Change events, once per event id, by state.",
+            "ECS Deployment State Change events, at most once per event id, by state.",
             ["account", "region", "cluster", "service", "state"],
             registry=registry,
         )
