@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint bench clean lock
+.PHONY: demo test lint bench clean lock docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The documentation site on http://127.0.0.1:8000, rebuilt on every save (tests/test_docs.py
+# builds it strictly).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs serve
 
 # The image's dependency locks, from PyPI alone (not this machine's local wheel folders). Run it
 # deliberately, to take new releases, and commit both files; the package keeps its ranges.
