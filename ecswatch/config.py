@@ -130,7 +130,8 @@ class MetricsConfig:
     service_state_refresh_seconds: float = _opt(
         30.0,
         _between(0, 3600),
-        "rescan of the service table behind the service gauges; 0: own writes only",
+        "how soon the service gauges show other replicas' changes (their journal); the service "
+        "table is rescanned every 10 refreshes (counts, expiries); 0: own writes only",
     )
 
 

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecswatch.config import Config
-from ecswatch.daemon.reconcile.lease import is_lease_key
 from ecswatch.daemon.state.dynamo import scan
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.expiry import GONE_AT, service_gone
+from ecswatch.domain.services import is_service_key
 from ecswatch.domain.times import normalize_time
 
 TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
@@ -105,7 +105,7 @@ def build_report(
                 entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
     for state in scan(dynamodb, config.dynamodb.service_table, SERVICE_FIELDS):
         if (
-            is_lease_key(state.get("serviceArn"))
+            not is_service_key(state.get("serviceArn"))  # the lease, the gauges' journal
             or service_gone(state.get("expiresAt"), state.get(GONE_AT), now)  # deleted
             or (origin := wanted(state.get("serviceArn"))) is None
         ):

@@ -6,20 +6,25 @@ import os
 import signal
 import threading
 import time
+import uuid
 from types import FrameType
 
 import structlog
 from prometheus_client import CollectorRegistry
 
 from ecswatch import __version__
-from ecswatch.config import Config
+from ecswatch.config import Config, ReconcileConfig
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import QUEUE_OP, WRITE, Retrier, RetryQuota
 from ecswatch.daemon.expose.depth import DepthPoller
 from ecswatch.daemon.expose.http import HttpServer
 from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.expose.preflight import wait_until_ready
-from ecswatch.daemon.expose.service_gauges import ServiceStateCollector
+from ecswatch.daemon.expose.service_gauges import (
+    MIN_BUCKET_SECONDS,
+    STALE_COUNT_INTERVALS,
+    ServiceStateCollector,
+)
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Queue
 from ecswatch.daemon.pipeline.worker import (
@@ -30,6 +35,7 @@ from ecswatch.daemon.pipeline.worker import (
 )
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
+from ecswatch.daemon.state.service_journal import ServiceJournal
 from ecswatch.daemon.state.service_reads import ServiceReader
 from ecswatch.daemon.state.service_state import ServiceStore
 from ecswatch.daemon.state.store import Store
@@ -139,10 +145,7 @@ class Daemon:
             idle_ttl_days=cfg.dynamodb.idle_service_ttl_days,
             observe_write=self.metrics.observe_write,
         )
-        self._service_state = ServiceStateCollector(
-            ServiceReader(dynamodb, cfg.dynamodb.service_table),
-            cfg.metrics.service_state_refresh_seconds,
-        )
+        self._service_state = self._service_gauges(dynamodb)
         self.metrics.registry.register(self._service_state)
         self._service_state.start()
         processor = Processor(
@@ -172,6 +175,27 @@ class Daemon:
         )
         self._depth.start()
         self._start_reconciler(dynamodb, store)
+
+    def _service_gauges(self, dynamodb: object) -> ServiceStateCollector:
+        """The per-service gauges: rescans, the journal of the other replicas' changes, and
+        counts older than three reconcile intervals dropped (the default interval when this
+        replica does not reconcile: replicas share a config)."""
+        cfg = self.config
+        refresh = cfg.metrics.service_state_refresh_seconds
+        journal = ServiceJournal(
+            dynamodb,
+            cfg.dynamodb.service_table,
+            writer=uuid.uuid4().hex[:8],
+            bucket_seconds=max(refresh / 3, MIN_BUCKET_SECONDS),
+        )
+        interval = cfg.reconcile.interval_seconds or ReconcileConfig().interval_seconds
+        return ServiceStateCollector(
+            ServiceReader(dynamodb, cfg.dynamodb.service_table),
+            refresh,
+            journal=journal if refresh > 0 else None,
+            counts_max_age=STALE_COUNT_INTERVALS * interval,
+            forget=self.metrics.forget_services,
+        )
 
     def _start_reconciler(self, dynamodb: object, store: Store) -> None:
         """Its own thread and ECS client: nothing in the pipeline waits on it."""

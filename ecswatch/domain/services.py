@@ -8,10 +8,12 @@ event id as tie-break, as one sortable string, and de-duplicated by event id.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from ecswatch.domain.arns import account_region, cluster_name
+from ecswatch.domain.expiry import service_gone
 from ecswatch.domain.times import normalize_time
 
 IMPAIRED = "SERVICE_TASK_START_IMPAIRED"
@@ -45,13 +47,80 @@ def is_service_key(key: object) -> TypeGuard[str]:
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
-    """What the gauges export of one service, as stored."""
+    """What the gauges export of one service, as stored; each part with the sort key of the
+    event that set it (so a copy seen twice, or late, never wins over a newer one)."""
 
     cluster: str
     service: str
     impaired: bool | None
     deployment_state: str | None
     counts: TaskCounts | None = None  # from the ECS API, written by the reconciler
+    impairment_key: str = ""
+    deployment_key: str = ""
+    counts_at: float | None = None  # epoch seconds the counts were written
+    expires_at: float | None = None  # epoch seconds; None: no expiry known
+    gone_at: str = ""  # set when reconciliation found the service deleted (domain.expiry)
+
+    def exported(self, now: float, counts_max_age: float) -> ServiceState | None:
+        """This state as the gauges show it at `now`: None once gone (domain.expiry), counts
+        dropped once older than `counts_max_age` (frozen numbers must not be judged current)."""
+        if service_gone(self.expires_at, self.gone_at, datetime.fromtimestamp(now, UTC)):
+            return None
+        if self.counts is not None and (
+            self.counts_at is None or now - self.counts_at > counts_max_age
+        ):
+            return replace(self, counts=None)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class GaugeChange:
+    """One applied service event, as far as the gauges care: the part (`impairment` or
+    `deployment`) it set, its sort key and value. Replicas exchange these (the journal)."""
+
+    service_arn: str
+    cluster: str
+    service: str
+    register: str
+    key: str
+    value: str  # "1"/"0" for impairment, the deployment state otherwise
+
+
+def change_of(event: ServiceEvent) -> GaugeChange | None:
+    """The gauge change an applied event makes; None for parts no gauge shows."""
+    if event.register == "impairment":
+        value = "1" if event.impaired else "0"
+    elif event.register == "deployment":
+        value = event.deployment_state
+    else:
+        return None
+    return GaugeChange(
+        event.service_arn, event.cluster, event.service, event.register, event.sort_key, value
+    )
+
+
+def merged(state: ServiceState | None, change: GaugeChange) -> ServiceState:
+    """`state` with `change` applied if it is newer than what set that part."""
+    if state is None:
+        state = ServiceState(change.cluster, change.service, None, None)
+    if change.register == "impairment" and change.key > state.impairment_key:
+        return replace(state, impaired=change.value == "1", impairment_key=change.key)
+    if change.register == "deployment" and change.key > state.deployment_key:
+        return replace(state, deployment_state=change.value, deployment_key=change.key)
+    return state
+
+
+def newest(scanned: ServiceState, known: ServiceState) -> ServiceState:
+    """A rescanned state, keeping any part `known` holds from a newer event (a scan page
+    read before that event's write landed)."""
+    state = scanned
+    if known.impairment_key > state.impairment_key:
+        state = replace(state, impaired=known.impaired, impairment_key=known.impairment_key)
+    if known.deployment_key > state.deployment_key:
+        state = replace(
+            state, deployment_state=known.deployment_state, deployment_key=known.deployment_key
+        )
+    return state
 
 
 class Kind(enum.Enum):

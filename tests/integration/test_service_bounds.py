@@ -77,7 +77,7 @@ def test_thousands_of_events_for_one_service_keep_its_item_bounded_and_counts_ex
     positions = list(enumerate(distinct)) + list(enumerate(distinct))[::5]
     deliveries = [e for _, e in sorted(positions, key=lambda p: p[0] + rng.uniform(0, 20))]
     store, registry = store_for(stack, [NOW]), CollectorRegistry()
-    collector = ServiceStateCollector(service_reader(stack, lambda: NOW), refresh_seconds=0)
+    collector = ServiceStateCollector(service_reader(stack), refresh_seconds=0, clock=lambda: NOW)
     registry.register(collector)
     processor = Processor(
         None,  # type: ignore[arg-type]  (no task events here)
@@ -140,7 +140,9 @@ def test_a_service_silent_past_its_expiry_leaves_the_gauges(stack: Stack) -> Non
         Outcome.APPLIED
     )
     registry = CollectorRegistry()
-    collector = ServiceStateCollector(service_reader(stack, lambda: clock[0]), refresh_seconds=0)
+    collector = ServiceStateCollector(
+        service_reader(stack), refresh_seconds=0, clock=lambda: clock[0]
+    )
     registry.register(collector)
     collector.refresh()
     gauge = "ecswatch_service_task_start_impaired"

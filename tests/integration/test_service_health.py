@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,9 +54,9 @@ def service_store(stack: Stack) -> ServiceStore:
     )
 
 
-def service_reader(stack: Stack, clock: Callable[[], float] = time.time) -> ServiceReader:
+def service_reader(stack: Stack) -> ServiceReader:
     client = make_client("dynamodb", stack.config.aws, max_pool_connections=2)
-    return ServiceReader(client, stack.config.dynamodb.service_table, clock)
+    return ServiceReader(client, stack.config.dynamodb.service_table)
 
 
 def event(envelope: dict[str, Any]) -> ServiceEvent:

@@ -7,9 +7,11 @@ never add up; both values are bounded by the organization, never ARNs or ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from ecswatch import __version__
 from ecswatch.daemon.aws.errors import PAUSE_REASONS
@@ -156,6 +158,24 @@ class Metrics:
             group=failed.group,
             stop_code=failed.stop_code,
         ).inc()
+
+    def forget_services(self, gone: Iterable[tuple[str, str, str, str]]) -> None:
+        """Drop the label children of services that are gone (account, region, cluster,
+        service) from every instrument labelled by service or by group (`service:NAME`), so a
+        long-lived process does not export them for ever. One pass over each instrument's
+        children (prometheus_client lists them only privately: `_metrics`, `_labelnames`)."""
+        keys = {k for a, r, c, s in gone for k in ((a, r, c, s), (a, r, c, f"service:{s}"))}
+        for metric in vars(self).values():
+            names = getattr(metric, "_labelnames", ())
+            if not isinstance(metric, MetricWrapperBase) or "cluster" not in names:
+                continue
+            by = "service" if "service" in names else "group" if "group" in names else None
+            if by is None or "account" not in names or "region" not in names:
+                continue
+            at = [names.index(n) for n in ("account", "region", "cluster", by)]
+            for values in list(metric._metrics):
+                if tuple(values[i] for i in at) in keys:
+                    metric.remove(*values)
 
     def count_retry(self, operation: str) -> None:
         self.retries.labels(operation=operation).inc()
