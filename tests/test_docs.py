@@ -8,7 +8,7 @@ page naming a metric, alert, config key or command the code does not define
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -22,17 +22,17 @@ from ecswatch.config import SECTIONS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "docs_reference", ROOT / "docs/hooks/reference.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_hooks() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """docs/hooks' modules, imported as mkdocs does (their folder on the path)."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        load = importlib.import_module
+        return load("reference"), load("sources"), load("names")
+    finally:
+        sys.path.pop(0)
 
 
-hook = load_hook()
+hook, sources, names = load_hooks()
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
@@ -54,12 +54,12 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
 def test_reference_pages_hold_every_metric_key_command_and_alert() -> None:
     """Each name the code defines appears on its generated page."""
     pages = {name: generate() for name, generate in hook.GENERATORS.items()}
-    for metric in hook.metrics():
+    for metric in sources.metrics():
         assert f"`{metric.name}`" in pages["metrics"]
     for section, cls in SECTIONS.items():
         for field in dataclasses.fields(cls):
             assert f"`{section}.{field.name}`" in pages["config"]
-    for command in hook.commands():
+    for command in sources.commands():
         assert f"`ecswatch {command}`" in pages["cli"]
     groups = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
     for rule in (r for g in groups for r in g["rules"] if "alert" in r):
@@ -72,15 +72,17 @@ def test_prose_naming_what_the_code_lacks_is_caught() -> None:
         '`ecswatch_events_total{outcome="expired"}`, `ECSWatchPaused`, `sqs.queue_url`, '
         "`ecswatch report`, `events.parse_message`, `ECSServiceState`"
     )
-    assert hook.stale_names(prose) == []
+    assert names.stale_names(prose) == []
     wrong = "`ecswatch_nope_total`, `ECSWatchNope`, `sqs.nope`, `ecswatch nope`"
-    assert len(hook.stale_names(wrong)) == 4
+    assert len(names.stale_names(wrong)) == 4
     files = "`tests/test_docs.py`, `test_docs.py::test_prose_naming_what_the_code_lacks_is_caught`"
-    assert hook.stale_names(files) == []
-    moved = "`ecswatch/daemon/worker.py`, `test_docs.py::test_gone`, `test_gone.py`"
-    assert len(hook.stale_names(moved)) == 3
+    assert names.stale_names(files) == []
+    files += ", `pause.py`, `daemon/reconcile/lease.py`, `ecswatch/dev/`, `alerts.yml`"
+    assert names.stale_names(files) == []
+    moved = "`ecswatch/daemon/worker.py`, `test_docs.py::test_gone`, `test_gone.py`, `gone.py`"
+    assert len(names.stale_names(moved)) == 4
 
 
 def test_the_readme_names_only_what_the_code_defines() -> None:
     """The landing page is held to the same names as the site."""
-    assert hook.stale_names((ROOT / "README.md").read_text()) == []
+    assert names.stale_names((ROOT / "README.md").read_text()) == []

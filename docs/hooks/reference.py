@@ -1,96 +1,28 @@
-"""The MkDocs hook that writes the reference pages from the code and checks every page's names.
+"""The MkDocs hook: writes the reference pages from the code and checks every page's names.
 
 A reference page holds prose around a marker, `<!-- generated: metrics -->` (or `config`, `cli`,
-`alerts`); at build time the marker becomes the table read from what the code defines: the
-collectors the daemon registers (names, types, help, label names, pre-set label values), the
-config's fields and their `doc`, the argument parser, and `deploy/prometheus/alerts.yml`. Nothing
-generated is committed, so no generated page can be stale. Then every page's backticked metric
-names, alert names, `section.key` config keys and `ecswatch <command>`s are checked against the
-same sources, and its repository paths and test names against the tree: a name the
-code no longer has is a warning, which `mkdocs build --strict` (tests/test_docs.py) fails on.
+`alerts`); at build time the marker becomes the table read from what the code defines
+(sources.py): the collectors the daemon registers, the config's fields and their `doc`, the
+argument parser, `deploy/prometheus/alerts.yml`. Nothing generated is committed, so no generated
+page can be stale. Every page's cited names are checked too (names.py): each one the code lacks is
+a warning, which `mkdocs build --strict` (tests/test_docs.py) fails on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
-import pkgutil
 import re
-from collections.abc import Callable, Iterator
-from functools import cache
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
-import yaml
-from prometheus_client import CollectorRegistry
-from prometheus_client.registry import Collector
+from names import stale_names
+from sources import alert_rules, metrics, rule_comments, subcommands
 
-import ecswatch
-from ecswatch import cli
 from ecswatch.config import ENV_PREFIX, SECTIONS, Config
-from ecswatch.daemon import app
 
-ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 MARKER = re.compile(r"<!-- generated: (\w+) -->")
 log = logging.getLogger("mkdocs.hooks.reference")
-
-
-class MetricDoc(NamedTuple):
-    name: str  # as exposed: counters with _total
-    type: str
-    help: str
-    labels: tuple[str, ...]
-    values: dict[str, list[str]]  # label -> values the daemon sets from its start
-
-
-class Recording(CollectorRegistry):
-    """A registry that remembers its collectors, to read their label names."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.collectors: list[Collector] = []
-
-    def register(self, collector: Collector) -> None:
-        super().register(collector)
-        self.collectors.append(collector)
-
-
-def daemon_collectors(registry: CollectorRegistry) -> None:
-    """Register what the daemon registers (daemon/app.py), with the classes it wires, without
-    starting anything; tests/integration/test_docs_metrics.py compares a running daemon's."""
-    tables = Config().dynamodb
-    app.Metrics(
-        registry,
-        tables=(*tables.state_tables().values(), tables.service_table, tables.service_event_table),
-    )
-    app.ReconcileMetrics(registry, interval_seconds=Config().reconcile.interval_seconds)
-    registry.register(app.ServiceStateCollector(store=None, refresh_seconds=0))  # type: ignore[arg-type]
-
-
-def catalogue(registry: Recording) -> tuple[MetricDoc, ...]:
-    """Every metric family of the registry's collectors, sorted by name."""
-    found: list[MetricDoc] = []
-    for collector in registry.collectors:
-        for family in collector.collect():
-            labels = getattr(collector, "_labelnames", None) or getattr(family, "_labelnames", ())
-            values: dict[str, list[str]] = {}
-            for sample in family.samples:
-                if not sample.name.endswith("_created"):
-                    for label, value in sample.labels.items():
-                        if value not in values.setdefault(label, []):
-                            values[label].append(value)
-            name = family.name + ("_total" if family.type == "counter" else "")
-            found.append(MetricDoc(name, family.type, family.documentation, tuple(labels), values))
-    return tuple(sorted(found))
-
-
-@cache
-def metrics() -> tuple[MetricDoc, ...]:
-    registry = Recording()
-    daemon_collectors(registry)
-    return catalogue(registry)
 
 
 def scope(labels: tuple[str, ...]) -> str:
@@ -135,23 +67,9 @@ def config_page() -> str:
     return "\n".join(out)
 
 
-def _subcommands() -> Iterator[tuple[str, Any, str]]:
-    parser = cli._parser()
-    for action in parser._actions:
-        if hasattr(action, "_choices_actions"):
-            helps = {a.dest: a.help for a in action._choices_actions}
-            for name, sub in action.choices.items():
-                yield name, sub, helps.get(name) or ""
-
-
-@cache
-def commands() -> frozenset[str]:
-    return frozenset(name for name, _, _ in _subcommands())
-
-
 def cli_page() -> str:
     out: list[str] = []
-    for name, sub, help_text in _subcommands():
+    for name, sub, help_text in subcommands():
         out.append(f"### `ecswatch {name}`\n\n{_sentence(help_text)}\n")
         rows = ["| option | default | meaning |", "|---|---|---|"]
         for action in sub._actions:
@@ -165,28 +83,6 @@ def cli_page() -> str:
             rows.append(f"| `{flag}` | {default} | {_cell(action.help or '')} |")
         out.append("\n".join(rows) + "\n")
     return "\n".join(out)
-
-
-@cache
-def alert_rules() -> tuple[tuple[str, dict[str, Any]], ...]:
-    groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    return tuple((g["name"], r) for g in groups for r in g["rules"] if "alert" in r)
-
-
-def rule_comments() -> dict[str, str]:
-    """alert name -> the comment lines right under its `- alert:` line in alerts.yml."""
-    found: dict[str, str] = {}
-    name = ""
-    for line in ALERTS.read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("- alert:"):
-            name = stripped.removeprefix("- alert:").strip()
-            found[name] = ""
-        elif name and stripped.startswith("#"):
-            found[name] += " " + stripped.lstrip("# ")
-        else:
-            name = ""
-    return {alert: text.strip() for alert, text in found.items()}
 
 
 def alerts_page() -> str:
@@ -214,62 +110,6 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "cli": cli_page,
     "alerts": alerts_page,
 }
-
-METRIC_NAME = re.compile(r"`(ecswatch_[a-z0-9_]+\*?)")
-ALERT_NAME = re.compile(r"`(ECS(?:Watch|Service)[A-Za-z]+)`")
-CONFIG_KEY = re.compile(rf"`({'|'.join(SECTIONS)})\.([a-z_]+)(?:`| =)")
-COMMAND = re.compile(r"`ecswatch ([a-z][a-z-]*)")
-PATH = re.compile(r"`((?:ecswatch|tests|deploy|bench|docs)/[\w./-]*\w)")
-TEST = re.compile(r"`((?:[\w/]+/)?test_\w+\.py)((?:::\w+)*)")
-SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum")
-
-
-def _known_metric(name: str) -> bool:
-    known = {m.name for m in metrics()} | {m.name.removesuffix("_total") for m in metrics()}
-    if name.endswith("*"):  # `ecswatch_reconcile_*`: a family of names
-        return any(k.startswith(name[:-1]) for k in known)
-    return name in known or any(
-        name.endswith(s) and name.removesuffix(s) in known for s in SUFFIXES
-    )
-
-
-@cache
-def module_names() -> frozenset[tuple[str, str]]:
-    """(module, attribute) of every ecswatch module named like a config section."""
-    found: set[tuple[str, str]] = set()
-    for info in pkgutil.walk_packages(ecswatch.__path__, "ecswatch."):
-        short = info.name.rpartition(".")[2]
-        if short in SECTIONS:
-            found |= {(short, name) for name in dir(importlib.import_module(info.name))}
-    return frozenset(found)
-
-
-def stale_names(markdown: str) -> list[str]:
-    """Backticked names in a page that the code does not define."""
-    wrong = [f"metric `{n}`" for n in METRIC_NAME.findall(markdown) if not _known_metric(n)]
-    tables = {getattr(Config().dynamodb, f.name) for f in dataclasses.fields(Config().dynamodb)}
-    alerts = {rule["alert"] for _, rule in alert_rules()}
-    wrong += [f"alert `{n}`" for n in ALERT_NAME.findall(markdown) if n not in alerts | tables]
-    keys = {(s, f.name) for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-    keys |= module_names()  # `events.parse_message` names a function, not a key
-    keys.add(("aws", "ecs"))  # the events' source
-    wrong += [
-        f"config key `{s}.{k}`" for s, k in CONFIG_KEY.findall(markdown) if (s, k) not in keys
-    ]
-    wrong += [f"command `ecswatch {c}`" for c in COMMAND.findall(markdown) if c not in commands()]
-    wrong += [f"path `{p}`" for p in PATH.findall(markdown) if not (ROOT / p).exists()]
-    wrong += [f"test `{f}{n}`" for f, n in TEST.findall(markdown) if not _test_exists(f, n)]
-    return wrong
-
-
-def _test_exists(file: str, names: str) -> bool:
-    """`test_x.py::test_y` (or tests/.../test_x.py): some such file defines every name."""
-    candidates = [ROOT / file] if "/" in file else list((ROOT / "tests").rglob(file))
-    wanted = [n for n in names.split("::") if n]
-    return any(
-        path.is_file() and all(f"def {n}(" in path.read_text() for n in wanted)
-        for path in candidates
-    )
 
 
 def on_page_markdown(markdown: str, *, page: Any, config: Any, files: Any) -> str:

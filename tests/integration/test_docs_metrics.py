@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from ecswatch.daemon.app import Daemon
 from tests.conftest import Stack
-from tests.test_docs import hook
+from tests.test_docs import sources
 
 
 def test_the_metrics_reference_matches_a_running_daemons_registry(stack: Stack) -> None:
     """Names, types and label names of every family a started daemon registers are documented."""
-    registry = hook.Recording()
+    registry = sources.Recording()
     daemon = Daemon(stack.config, registry)  # reconciliation off: its metrics still register
     daemon.start()
     try:
-        running = {(m.name, m.type, m.labels) for m in hook.catalogue(registry)}
+        running = {(m.name, m.type, m.labels) for m in sources.catalogue(registry)}
     finally:
         daemon.stop()
-    documented = {(m.name, m.type, m.labels) for m in hook.metrics()}
+    documented = {(m.name, m.type, m.labels) for m in sources.metrics()}
     assert running == documented
