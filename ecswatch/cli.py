@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="machine-readable output")
     report.add_argument("--account", type=_checked(account_of), help="only this account id")
     report.add_argument("--region", type=_checked(region_of), help="only this region")
+    task = command("task", "one task's life from its item: phases, containers, exit codes, cause")
+    task.add_argument(
+        "task",
+        type=_task_ref,
+        help="the task's ARN (one GetItem), or its id or cluster/id: then the task table is "
+        "scanned until the task is found (half the table on average, one read unit per 8 KB "
+        "read; give the ARN on a large table)",
+    )
+    task.add_argument("--json", action="store_true", help="machine-readable output")
     reconcile = command(
         "reconcile", "align the task table with what the ECS API knows (dry run by default)"
     )
@@ -123,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulate": _simulate,
         "report": _report,
         "reconcile": _reconcile,
+        "task": _task,
         "check-config": _check_config,
     }[args.command]
     try:
@@ -311,6 +321,30 @@ def _report(args: argparse.Namespace) -> int:
     except ClientError as exc:
         return _aws_failure("report", exc)
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return EXIT_OK
+
+
+def _task_ref(text: str) -> str:
+    from ecswatch.commands.task import task_ref  # noqa: PLC0415
+
+    try:
+        return task_ref(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _task(args: argparse.Namespace) -> int:
+    from ecswatch.commands.task import find_task, life_of, render  # noqa: PLC0415
+    from ecswatch.daemon.aws.clients import make_client  # noqa: PLC0415
+
+    config = _load(args, require_queue=False)
+    table = config.dynamodb.task_table
+    item = find_task(make_client("dynamodb", config.aws), table, args.task)
+    if item is None:
+        print(f"ecswatch: task: no task {args.task} in table {table}", file=sys.stderr)
+        return EXIT_FATAL
+    life = life_of(item)
+    print(json.dumps(life.as_dict(), indent=2) if args.json else render(life))
     return EXIT_OK
 
 

@@ -1,4 +1,9 @@
-"""`ecswatch report`: per service, what failed to start and why, from the tables (Scan, paged).
+"""`ecswatch report`: per service, what failed to start and why, how its tasks died (cause, crash
+loops, OOM kills) and how long they took to start, from the tables alone (no Prometheus).
+
+It streams: the scan is read page by page and each task item is folded into its service's
+tally (commands.tally) and dropped, so memory grows with the number of services, never with
+the number of tasks kept in the table.
 
 Services are keyed by account and region too (from their ARNs), so one organization's two
 `prod` clusters stay apart; the text groups them under one heading per account and region
@@ -12,15 +17,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ecswatch.commands.tally import (
+    CRASH_LOOP_DEATHS,
+    CRASH_LOOP_LIFETIME_SECONDS,
+    Deaths,
+    DeathTally,
+)
 from ecswatch.config import Config
 from ecswatch.daemon.state.dynamo import scan
 from ecswatch.domain.arns import account_region, cluster_name
 from ecswatch.domain.expiry import GONE_AT, service_gone
 from ecswatch.domain.services import is_service_key
+from ecswatch.domain.stops import is_failure
 from ecswatch.domain.times import normalize_time
 
 TASK_FIELDS = ("taskArn", "clusterArn", "group", "lastStatus", "startedAt", "stoppedAt",
-               "updatedAt", "stopCode", "stoppedReason")  # fmt: skip
+               "updatedAt", "stopCode", "stoppedReason", "containers", "createdAt",
+               "pullStartedAt", "pullStoppedAt")  # fmt: skip
 INSTANCE_FIELDS = (
     "containerInstanceArn",
     "clusterArn",
@@ -46,6 +59,7 @@ class ServiceReport:
     reasons: dict[str, int] = field(default_factory=dict)
     task_start_impaired: bool | None = None
     deployment_state: str | None = None
+    deaths: Deaths = field(default_factory=Deaths)
 
 
 @dataclass
@@ -76,6 +90,8 @@ def build_report(
 ) -> Report:
     since = normalize_time((now - timedelta(hours=hours)).isoformat()) or ""
     services: dict[tuple[str, str, str, str], ServiceReport] = {}
+    tallies: dict[tuple[str, str, str, str], DeathTally] = {}
+    window_start = now - timedelta(hours=hours)
 
     def wanted(arn: object) -> tuple[str, str] | None:
         origin = account_region(arn)
@@ -91,6 +107,10 @@ def build_report(
         if (origin := wanted(task.get("taskArn"))) is None:
             continue
         entry = service(origin, cluster_name(task.get("clusterArn")), str(task.get("group") or ""))
+        key = (entry.account, entry.region, entry.cluster, entry.group)
+        if (tally := tallies.get(key)) is None:
+            tally = tallies[key] = DeathTally(window_start)
+        tally.add(task)
         status = task.get("lastStatus")
         if status == "RUNNING":
             entry.running += 1
@@ -130,10 +150,13 @@ def build_report(
         and i.get("expiresAt") is None  # deregistered: gone, not unhealthy
         and (origin := wanted(i["containerInstanceArn"])) is not None
     ]
+    for key, tally in tallies.items():
+        services[key].deaths = tally.summary()
     ordered = sorted(
         services.values(),
-        key=lambda s: (s.account, s.region, -s.failed_to_start, s.cluster, s.group),
-    )
+        key=lambda s: (s.account, s.region, -s.failed_to_start, -s.deaths.failures, s.cluster,
+                       s.group),
+    )  # fmt: skip
     return Report(hours, now.astimezone(UTC).isoformat(timespec="seconds"), ordered, unhealthy)
 
 
@@ -157,6 +180,7 @@ def render(report: Report) -> str:
             f"{s.stopped:>7} {s.failed_to_start:>6}  {impaired:<8}  "
             f"{s.deployment_state or '-':<10}  {why}"
         )
+    lines += _render_deaths(report, several_origins=len(origins) > 1)
     lines.append(
         f"Container instances not ACTIVE or disconnected: {len(report.unhealthy_instances)}"
     )
@@ -167,3 +191,53 @@ def render(report: Report) -> str:
             f"status={i['status']} agentConnected={i['agentConnected']}"
         )
     return "\n".join(lines)
+
+
+def _render_deaths(report: Report, *, several_origins: bool) -> list[str]:
+    """The sections on task deaths, crash loops, OOM kills and start phases (services with
+    something to show only)."""
+
+    def name(s: ServiceReport) -> str:
+        where = f"{s.account or '-'} {s.region or '-'} " if several_origins else ""
+        return f"  {where}{s.cluster}/{s.group.removeprefix('service:')}"[:48].ljust(48)
+
+    died = [s for s in report.services if s.deaths.by_cause]
+    lines = [f"Task deaths in the last {report.hours:g} h by cause (* the service's own failure):"]
+    lines += [
+        f"{name(s)} {sum(s.deaths.by_cause.values()):>6}  "
+        + ", ".join(f"{c}{'*' if is_failure(c) else ''} ×{n}" for c, n in s.deaths.by_cause.items())
+        for s in died
+    ] or ["  none"]
+    lines.append(
+        f"Crash-looping services (≥ {CRASH_LOOP_DEATHS} failure deaths within "
+        f"{CRASH_LOOP_LIFETIME_SECONDS / 60:g} min of starting, in 15 min):"
+    )
+    lines += [
+        f"{name(s)} {s.deaths.quick_failures:>6} quick failures, last looping at "
+        f"{s.deaths.crash_loop_last_at}"
+        for s in died
+        if s.deaths.crash_looping
+    ] or ["  none"]
+    lines.append("OOM kills by container:")
+    lines += [
+        f"{name(s)} " + ", ".join(f"{c} ×{n}" for c, n in s.deaths.oom_kills.items())
+        for s in died
+        if s.deaths.oom_kills
+    ] or ["  none"]
+    lines.append(f"Start phases of tasks created in the last {report.hours:g} h (p50 / p95):")
+    lines += [
+        name(s)
+        + "  ".join(
+            f" {phase} {_duration(q['p50'])} / {_duration(q['p95'])} (n={q['count']})"
+            for phase, q in s.deaths.start_phases.items()
+        )
+        for s in report.services
+        if s.deaths.start_phases
+    ] or ["  none"]
+    return lines
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -10,7 +10,9 @@ import pytest
 
 from ecswatch.cli import main
 from ecswatch.commands.report import build_report
+from ecswatch.daemon.state.dynamo import serialize_item
 from ecswatch.dev.simulate import DEFAULT_SERVICES, generate, service_events
+from tests.commands.stopped import task_item
 from tests.conftest import Running, Stack, wait_for
 
 
@@ -89,3 +91,47 @@ def test_report_leaves_out_deregistered_instances_and_expired_services(env: Stac
     report = build_report(env.dynamodb, env.config, hours=24, now=now)
     assert [i["containerInstanceArn"] for i in report.unhealthy_instances] == [arn + "drain"]
     assert [s.group for s in report.services] == ["service:live"]
+
+
+def test_report_shows_deaths_by_cause_crash_loops_oom_kills_and_start_phases(
+    env: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From the task table alone: web crash-loops on OOM kills (three within 12 minutes, each
+    within 10 minutes of starting), api only scales in; the old death is outside the window."""
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=2)
+    items = [
+        task_item("oom_kill", task_id=f"web{i}", stopped_at=start + timedelta(minutes=6 * i))
+        for i in range(3)
+    ]
+    items += [
+        task_item(
+            "scheduler_scale_in",
+            task_id=f"api{i}",
+            group="service:api",
+            stopped_at=start + timedelta(minutes=i),
+        )
+        for i in range(4)
+    ]
+    items.append(task_item("oom_kill", task_id="old", stopped_at=now - timedelta(hours=30)))
+    for item in items:
+        env.dynamodb.put_item(
+            TableName=env.config.dynamodb.task_table, Item=serialize_item(item | {"version": 5})
+        )
+    assert main(["report", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_group = {s["group"]: s["deaths"] for s in report["services"]}
+    web, api = by_group["service:web"], by_group["service:api"]
+    assert (web["by_cause"], web["failures"], web["quick_failures"]) == ({"oom": 3}, 3, 3)
+    assert web["crash_looping"] is True
+    assert web["oom_kills"] == {"worker": 3}
+    assert web["start_phases"]["pull"]["count"] == 3
+    assert web["start_phases"]["pull"]["p50"] == pytest.approx(5.0, rel=0.01)
+    assert (api["by_cause"], api["failures"], api["crash_looping"]) == ({"scheduler": 4}, 0, False)
+    assert report["services"][0]["group"] == "service:web"  # failures first
+    assert main(["report"]) == 0
+    text = capsys.readouterr().out
+    assert "oom* ×3" in text
+    assert "scheduler ×4" in text
+    assert "prod/web" in text.split("Crash-looping services")[1].split("OOM kills")[0]
+    assert "worker ×3" in text

@@ -88,19 +88,43 @@ def is_condition_failure(exc: ClientError) -> bool:
     return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
-def scan(dynamodb: Any, table: str, fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    """Every item, only `fields`, plain Python values; paged, so 100k items stream through."""
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
+def scan(
+    dynamodb: Any,
+    table: str,
+    fields: tuple[str, ...],
+    *,
+    where: str = "",
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every item (or those `where`, a FilterExpression over `names` and string `values`), only
+    `fields`, plain Python values (numbers as decimal strings, maps and lists deep). Lazy: one
+    page (at most 1 MB) is held at a time, so a caller that stops early reads no further."""
+    aliases = {f"#f{i}": name for i, name in enumerate(fields)}
+    extra: dict[str, Any] = {}
+    if where:
+        extra["FilterExpression"] = where
+        extra["ExpressionAttributeValues"] = {k: {"S": v} for k, v in (values or {}).items()}
     pages = dynamodb.get_paginator("scan").paginate(
         TableName=table,
-        ProjectionExpression=", ".join(names),  # GROUP and STATUS are reserved words
-        ExpressionAttributeNames=names,
+        ProjectionExpression=", ".join(aliases),  # GROUP and STATUS are reserved words
+        ExpressionAttributeNames={**aliases, **(names or {})},
+        **extra,
     )
     for page in pages:
         for raw in page.get("Items", []):
-            yield {name: _plain(value) for name, value in raw.items()}
+            yield plain_item(raw)
+
+
+def plain_item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's wire format as plain values, as `scan` gives them."""
+    return {name: _plain(value) for name, value in raw.items()}
 
 
 def _plain(value: dict[str, Any]) -> Any:
     kind, inner = next(iter(value.items()))
+    if kind == "M":
+        return {name: _plain(v) for name, v in inner.items()}
+    if kind == "L":
+        return [_plain(v) for v in inner]
     return inner if kind in ("S", "BOOL") else (None if kind == "NULL" else str(inner))
