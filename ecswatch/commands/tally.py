@@ -5,8 +5,9 @@ the window (never by the number of tasks), so the report streams over any table.
 Crash loops are judged as the ECSServiceCrashLooping alert judges them: at least
 CRASH_LOOP_DEATHS deaths of a failure cause, each within CRASH_LOOP_LIFETIME_SECONDS of the
 task reaching RUNNING, in a span of CRASH_LOOP_SPAN_SECONDS. Deaths are kept as counts per
-5-minute slot (never one entry per task): a span is three consecutive slots, so a loop is seen
-when its deaths fall within 10 to 15 minutes of each other.
+1-minute slot (never one entry per task: at most one counter per minute of the window): a span
+is 15 consecutive slots, so deaths within 14 minutes of each other are always seen as one loop,
+and within 15 they may be.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ecswatch.domain.times import parse_time
 CRASH_LOOP_DEATHS = 3
 CRASH_LOOP_LIFETIME_SECONDS = 600.0
 CRASH_LOOP_SPAN_SECONDS = 900
-SLOT_SECONDS = 300
+SLOT_SECONDS = 60
 QUANTILES = (0.5, 0.95)
 
 

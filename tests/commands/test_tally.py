@@ -131,3 +131,18 @@ def test_a_sketch_holds_a_few_hundred_counters_for_a_million_values() -> None:
     assert sketch.count == 1_000_000
     assert len(sketch.buckets) < 700
     assert sketch.quantile(0.5) == pytest.approx(50.0, rel=0.01)
+
+
+@pytest.mark.parametrize("offset_seconds", range(0, 60, 7))
+def test_three_quick_failures_within_fourteen_minutes_loop_wherever_the_minute_falls(
+    offset_seconds: int,
+) -> None:
+    """The per-minute slots never split a loop whose deaths span 14 minutes."""
+    start = NOW - timedelta(hours=3) + timedelta(seconds=offset_seconds)
+    deaths = tally_of(
+        *(
+            task_item("oom_kill", task_id=f"t{i}", stopped_at=start + timedelta(minutes=7 * i))
+            for i in range(3)
+        )
+    ).summary()
+    assert deaths.crash_looping
