@@ -25,6 +25,7 @@ IAM_ACTION = {
     "UpdateItem": "dynamodb:UpdateItem",
     "Scan": "dynamodb:Scan",
     "BatchGetItem": "dynamodb:BatchGetItem",
+    "GetItem": "dynamodb:GetItem",
     "GetQueueAttributes": "sqs:GetQueueAttributes",
     "DescribeTable": "dynamodb:DescribeTable",
     **{op: f"ecs:{op}" for op in ECS_OPERATIONS},
@@ -61,6 +62,7 @@ def test_task_role_grants_exactly_the_operations_ecswatch_uses() -> None:
         "ReceiveMessage",
         "Scan",
         "BatchGetItem",
+        "GetItem",  # the service gauges' journal (state/service_journal.py)
         "GetQueueAttributes",
         "DescribeTable",
         *ECS_OPERATIONS,
