@@ -17,4 +17,8 @@ def test_the_metrics_reference_matches_a_running_daemons_registry(stack: Stack) 
     finally:
         daemon.stop()
     documented = {(m.name, m.type, m.labels) for m in sources.metrics()}
-    assert running == documented
+    missing, extra = sorted(running - documented), sorted(documented - running)
+    assert not missing and not extra, (
+        "register the daemon's collectors in docs/hooks/sources.py daemon_collectors as "
+        f"daemon/app.py does; undocumented: {missing}, not exported: {extra}"
+    )
