@@ -20,8 +20,9 @@ from botocore.exceptions import ClientError
 
 from ecswatch.daemon.aws.retry import Retrier
 from ecswatch.daemon.state.dynamo import (
+    encode_item,
     is_condition_failure,
-    serialize_item,
+    send_encoded_items,
     write,
 )
 from ecswatch.domain.events import Event, Resource, may_be_failed_start
@@ -95,6 +96,7 @@ class Store:
         client.meta.events.register(
             "before-parse.dynamodb.PutItem", _trim_conflict_item, unique_id="ecswatch-trim"
         )
+        send_encoded_items(client)
         self._tables = dict(tables)
         self._retrier = retrier
         self._observe_write = observe_write
@@ -104,7 +106,7 @@ class Store:
         table = self._tables[event.resource]
         request = {
             "TableName": table,
-            "Item": serialize_item(item),
+            "Item": encode_item(item),
             "ConditionExpression": CONDITION,
             "ExpressionAttributeNames": {"#key": event.resource.key, "#version": "version"},
             "ExpressionAttributeValues": {":version": {"N": str(event.version)}},

@@ -1,4 +1,5 @@
-"""The item serializer writes exactly what boto3's TypeSerializer would, and refuses the same."""
+"""The item serializer writes exactly what boto3's TypeSerializer would, and refuses the same;
+an item sent pre-encoded is the request botocore would have built."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from botocore.awsrequest import AWSResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecswatch.daemon.state.dynamo import UnstorableEventError, serialize_item
+from ecswatch.config import AwsConfig
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.state.dynamo import (
+    UnstorableEventError,
+    encode_item,
+    send_encoded_items,
+    serialize_item,
+)
 from ecswatch.dev.simulate import generate
 from ecswatch.domain.events import Event, build_item, parse_message
 
@@ -55,3 +64,39 @@ def test_realistic_items_serialize_like_boto3() -> None:
         item = build_item(event, now=datetime.now(UTC), stopped_task_ttl_days=7)
         assert serialize_item(item) == reference(item)
     assert json.dumps(serialize_item({"f": decimal.Decimal("0.0")})) == '{"f": {"N": "0.0"}}'
+
+
+def sent_bodies(client: Any) -> list[dict[str, Any]]:
+    """Every request body `client` sends from now on, answered `{}` without a network."""
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        bodies.append(json.loads(request.body))
+        return AWSResponse(request.url, 200, {}, RawBody(b"{}"))
+
+    client.meta.events.register("before-send.dynamodb.PutItem", answer)
+    return bodies
+
+
+class RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+
+def test_an_encoded_item_is_sent_as_botocore_would_send_the_item() -> None:
+    """The store's pre-encoded Item reaches DynamoDB as the very request botocore builds."""
+    client = make_client("dynamodb", AwsConfig(region="us-east-1", endpoint_url="http://x:1"))
+    send_encoded_items(client)
+    bodies = sent_bodies(client)
+    for body in generate(tasks=4, seed=9).bodies():
+        event = parse_message(body)
+        assert isinstance(event, Event)
+        item = build_item(event, now=datetime.now(UTC), stopped_task_ttl_days=7)
+        request = {"TableName": "t", "ConditionExpression": "attribute_not_exists(k)"}
+        client.put_item(**request, Item=serialize_item(item))
+        client.put_item(**request, Item=encode_item(item))
+        assert bodies[-1] == bodies[-2]
+        assert bodies[-1]["Item"] == serialize_item(item)
