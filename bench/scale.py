@@ -1,0 +1,303 @@
+"""ecswatch at the scale of an organization: one table of figures per size.
+
+    nice .venv/bin/python bench/scale.py                # 500 and 5,000 services (~15 min)
+    .venv/bin/python bench/scale.py --quick             # a smoke run (tests/test_bench.py)
+
+For each size: the organization (bench/scale_org.py) is seeded into the emulator's tables
+(ecswatch/dev/emulator.py, moto in this process), then a real replica (`ecswatch run`, its own
+process, reconciliation off) receives each service's events through SQS (fastaws when node has
+it, else the emulator's SQS) and writes them to the emulator's DynamoDB. Figures:
+- /metrics: bytes, series and time per scrape (5 scrapes over HTTP), after every event went
+  through; the replica's RSS then (VmRSS) and its peak (VmHWM);
+- the service table read for the gauges: items and bytes of one rescan, the read units it costs
+  as DynamoDB charges a Scan (item sizes summed per 1 MB page, 4 KB units, halved: eventually
+  consistent), and the RCU/s per replica at the default refresh, before (a rescan every 30 s)
+  and now (every 300 s, plus one journal GetItem per 10 s bucket);
+- at the largest size, a reconciliation pass (the daemon's Reconciler.run_pass, its own
+  process, at the default 5 ECS calls/s) over the clusters the emulator's ECS runs, then again
+  with 40,000 more STOPPED tasks in the table: ECS and DynamoDB calls, seconds in calls (the
+  emulator's time and botocore's), peak RSS;
+- `ecswatch report` and `ecswatch task` (by id: a Scan to the first match; by ARN: GetItem)
+  on the stored tasks, before and after those 40,000: seconds and peak RSS.
+Writes bench/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import scale_org
+from compare import (
+    PY,
+    RESULTS,
+    Bench,
+    Feeder,
+    drained,
+    emulator,
+    find_fastaws,
+    free_port,
+    reap,
+    wait_url,
+)
+from scale_org import Org
+
+from ecswatch.config import Config, override
+from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.expose import preflight
+from ecswatch.dev.emulator import Emulator
+
+OLD_REFRESH, RESCAN, BUCKET = 30.0, 300.0, 10.0  # seconds, at the default refresh
+
+
+def environment(config: Config, sqs_url: str, dynamodb_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL_SQS": sqs_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_ECS": dynamodb_url,
+        "ECSWATCH_AWS_REGION": "us-east-1",
+        "ECSWATCH_SQS_QUEUE_URL": config.sqs.queue_url,
+        "ECSWATCH_SQS_DEAD_LETTER_QUEUE_URL": config.sqs.dead_letter_queue_url,
+        **{
+            f"ECSWATCH_{key.replace('.', '_').upper()}": table
+            for key, table, _ in preflight.tables(config)
+        },
+    }
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+
+
+def replica(env: dict[str, str], sqs: Any, bodies: list[str]) -> dict[str, float]:
+    """One `ecswatch run` (default settings, reconciliation off) through which `bodies` go."""
+    port = free_port()
+    env = {**env, "ECSWATCH_METRICS_HOST": "127.0.0.1", "ECSWATCH_METRICS_PORT": str(port),
+           "ECSWATCH_RECONCILE_INTERVAL_SECONDS": "0", "ECSWATCH_SQS_WAIT_TIME_SECONDS": "1",
+           "ECSWATCH_LOG_FORMAT": "json", "ECSWATCH_LOG_LEVEL": "WARNING"}  # fmt: skip
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=log, text=True)
+        wait_url(f"http://127.0.0.1:{port}/healthz")
+        feeder = Feeder(sqs, env["ECSWATCH_SQS_QUEUE_URL"], bodies, backlog=400)
+        started = time.monotonic()
+        feeder.start()
+        drained(feeder, proc, log)
+        seconds = time.monotonic() - started
+        scrapes = []
+        for _ in range(5):
+            begun = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                text = r.read()
+            scrapes.append(time.perf_counter() - begun)
+        memory = proc_status(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        reap(proc)
+    lines = text.decode().splitlines()
+    return {
+        "events": len(bodies),
+        "events_per_second": len(bodies) / seconds,
+        "metrics_bytes": len(text),
+        "series": sum(1 for line in lines if line and not line.startswith("#")),
+        "scrape_seconds_median": sorted(scrapes)[len(scrapes) // 2],
+        "scrape_seconds_max": max(scrapes),
+        "rss_mib": memory["VmRSS"],
+        "peak_rss_mib": memory["VmHWM"],
+    }
+
+
+def item_bytes(value: Any, name: str = "") -> int:
+    """DynamoDB's size of an attribute (name + value), as its docs count it."""
+    (kind, inner), *_ = value.items()
+    size = len(name.encode())
+    if kind in ("S", "B"):
+        return size + len(str(inner).encode())
+    if kind == "N":
+        return size + math.ceil(len(str(inner).lstrip("-").replace(".", "")) / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return size + 1
+    if kind == "M":
+        return size + 3 + sum(item_bytes(v, k) + 1 for k, v in inner.items())
+    return size + 3 + sum(item_bytes(v) + 1 for v in inner)  # L, SS, NS
+
+
+def rescan_cost(dynamodb: Any, table: str) -> dict[str, float]:
+    """What one full Scan of `table` reads and costs (eventually consistent)."""
+    items = size = 0
+    units = 0.0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        page_bytes = sum(sum(item_bytes(v, k) for k, v in i.items()) for i in page["Items"])
+        items, size = items + len(page["Items"]), size + page_bytes
+        units += math.ceil(page_bytes / 4096) / 2
+    journal_get = 0.5  # one GetItem of a journal slot under 4 KB, eventually consistent
+    return {
+        "items": items,
+        "bytes": size,
+        "rcu_per_rescan": units,
+        "rcu_per_second_before": units / OLD_REFRESH,
+        "rcu_per_second_now": units / RESCAN + journal_get / BUCKET,
+    }
+
+
+def reconcile_pass(env: dict[str, str], clusters: list[str], rate: float) -> dict[str, Any]:
+    """The daemon's own pass in a child process (bench/scale_pass.py): its figures."""
+    env = {**env, "ECSWATCH_RECONCILE_CLUSTERS": ",".join(clusters),
+           "ECSWATCH_RECONCILE_MAX_API_CALLS_PER_SECOND": str(rate)}  # fmt: skip
+    out = subprocess.run([PY, str(ROOT / "bench" / "scale_pass.py")], env=env,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    if not out.stdout.strip():
+        raise RuntimeError(f"the pass failed: {out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]), rate=rate)
+
+
+def command(env: dict[str, str], *argv: str) -> dict[str, float]:
+    """An ecswatch command's wall seconds and peak RSS: its VmHWM, read until it exits (rusage's
+    maxrss would count the pages a fork shares with this process before exec)."""
+    started = time.monotonic()
+    proc = subprocess.Popen([PY, "-m", "ecswatch", *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, proc_status(proc.pid)["VmHWM"])
+        except (OSError, KeyError, ValueError):
+            break  # exited meanwhile
+        time.sleep(0.02)
+    proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"ecswatch {' '.join(argv)} exited {proc.returncode}")
+    return {"seconds": time.monotonic() - started, "peak_rss_mib": peak}
+
+
+def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None) -> dict[str, Any]:
+    emu.reset()
+    bench = Bench(sqs_url, emu.url, 0, 400)
+    config = bench.fresh()
+    env = environment(config, sqs_url, emu.url)
+    dynamodb = make_client("dynamodb", override(config, aws={"endpoint_url": emu.url}).aws)
+    clusters = org.clusters()[: large["ecs_clusters"]] if large else []
+    ecs_arns = {}
+    if clusters:
+        ecs, ec2 = (make_client(n, override(config, aws={"endpoint_url": emu.url}).aws)
+                    for n in ("ecs", "ec2"))  # fmt: skip
+        ecs_arns = scale_org.build_ecs(ecs, ec2, org, clusters)
+    tables = scale_org.table_names(config)
+    stored = scale_org.put_items(dynamodb, tables["task"], scale_org.task_items(org, ecs_arns))
+    scale_org.put_items(dynamodb, tables["service"], scale_org.service_items(org))
+    emu.injector.requests.clear()
+    row: dict[str, Any] = {"services": org.services, "stored_tasks": stored}
+    row["replica"] = replica(env, bench.clients["sqs"], scale_org.stream(org))
+    reads = emu.injector.requests
+    row["replica"]["dynamodb_reads"] = {
+        k.split(".", 1)[1]: v for k, v in reads.items() if k.endswith(("Scan", "GetItem"))
+    }
+    row["gauges_read"] = rescan_cost(dynamodb, tables["service"])
+    if large:
+        task_id = next(iter(ecs_arns.values()))[0].rsplit("/", 1)[1] if ecs_arns else "none"
+        row["runs"] = []
+        for extra_stopped, rate in ((0, large["rate"]), (large["stopped"], 100.0)):
+            if extra_stopped:
+                more = Org(org.services, max(1, extra_stopped // org.services))
+                stored += scale_org.put_items(
+                    dynamodb, tables["task"], scale_org.task_items(more, {}, status="STOPPED")
+                )
+            row["runs"].append({
+                "stored_tasks": stored,
+                "pass": reconcile_pass(env, clusters, rate),
+                "report": command(env, "report"),
+                "task_by_id": command(env, "task", task_id),
+            })  # fmt: skip
+    return row
+
+
+def calls(counts: dict[str, int]) -> str:
+    return f"{sum(counts.values()):,} (" + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")"
+
+
+def print_row(row: dict[str, Any]) -> None:
+    r, g = row["replica"], row["gauges_read"]
+    print(f"\n## {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
+    print("| figure | value |\n|---|---|")
+    lines = [
+        ("events through the replica", f"{r['events']:,} ({r['events_per_second']:.0f}/s)"),
+        ("/metrics size", f"{r['metrics_bytes'] / 1e6:.2f} MB, {r['series']:,} series"),
+        ("/metrics scrape (median / max of 5)",
+         f"{r['scrape_seconds_median']:.3f} s / {r['scrape_seconds_max']:.3f} s"),
+        ("replica RSS after the events (peak)", f"{r['rss_mib']:.0f} MiB ({r['peak_rss_mib']:.0f})"),
+        ("service table: one rescan", f"{g['items']:,} items, {g['bytes'] / 1e6:.2f} MB, "
+                                      f"{g['rcu_per_rescan']:.0f} RCU"),
+        ("gauges' reads per replica: before / now",
+         f"{g['rcu_per_second_before']:.2f} / {g['rcu_per_second_now']:.2f} RCU/s"),
+    ]  # fmt: skip
+    for run in row.get("runs", []):
+        p, n = run["pass"], f"{run['stored_tasks']:,} stored"
+        lines += [
+            (f"reconcile pass ({n})",
+             f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls {calls(p['ecs_calls'])}; "
+             f"DynamoDB calls {calls(p['dynamodb_calls'])}; {p['seconds']:.0f} s at "
+             f"{p['rate']:g} calls/s ({p['call_seconds']:.0f} s in calls), "
+             f"peak {p['peak_rss_mib']:.0f} MiB"),
+            (f"ecswatch report ({n})",
+             f"{run['report']['seconds']:.1f} s, peak {run['report']['peak_rss_mib']:.0f} MiB"),
+            (f"ecswatch task <id> ({n})", f"{run['task_by_id']['seconds']:.1f} s, "
+                                          f"peak {run['task_by_id']['peak_rss_mib']:.0f} MiB"),
+        ]  # fmt: skip
+    for name, value in lines:
+        print(f"| {name} | {value} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="500,5000", help="services per run, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    sizes = [6] if args.quick else [int(s) for s in args.sizes.split(",")]
+    large = ({"ecs_clusters": 1, "stopped": 60, "rate": 50.0} if args.quick
+             else {"ecs_clusters": 10, "stopped": 40_000, "rate": 5.0})  # fmt: skip
+    fastaws = None if args.quick or not find_fastaws() else emulator("fastaws", free_port(), 0)
+    rows = []
+    try:
+        with Emulator() as emu:
+            sqs_url = emu.url
+            if fastaws is not None:
+                sqs_url = f"http://127.0.0.1:{fastaws.args[2]}"
+                wait_url(f"{sqs_url}/moto-api/")
+            for size in sizes:
+                org = Org(size, 2 if args.quick else 10)
+                rows.append(run_size(emu, sqs_url, org, large if size == max(sizes) else None))
+                print_row(rows[-1])
+    finally:
+        if fastaws is not None:
+            fastaws.terminate()
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "machine": platform.machine(), "processor": platform.processor()}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    print(f"\nmachine: {machine}; bench peak RSS {resource.getrusage(0).ru_maxrss / 1024:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
