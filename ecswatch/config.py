@@ -133,6 +133,11 @@ class MetricsConfig:
         "how soon the service gauges show other replicas' changes (their journal); the service "
         "table is rescanned every 10 refreshes (counts, expiries); 0: own writes only",
     )
+    start_phases_per_service: bool = _opt(
+        False,
+        doc="ecswatch_task_start_phase_seconds by service (label group) too, not only by "
+        "cluster: ~42 series per service",
+    )
 
 
 @dataclass(frozen=True, slots=True)

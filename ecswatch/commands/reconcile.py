@@ -3,6 +3,9 @@
 The pass is the daemon's own (daemon.reconcile.drift, where its correctness is argued): fixes go
 through the events' version-guarded write, and a resource ECS no longer knows is marked at its
 stored version, never at an invented one, so its real STOPPED event still wins.
+The command exports no metrics, so its task writes go through state.owed.OwingStore: what they
+would count (a failed start, a death, start phases) is left owed on the item, and the next
+daemon to write that item (its event, a newer one, or its reconciliation pass) counts it once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from ecswatch.config import Config
 from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.reconcile.drift import Fix, Pass, Tally
 from ecswatch.daemon.reconcile.ecs import ECS_READ, EcsApi, RateLimiter
-from ecswatch.daemon.state.store import Store, WriteResult
+from ecswatch.daemon.state.owed import OwingStore
+from ecswatch.daemon.state.store import WriteResult
 
 
 def reconcile(
@@ -32,7 +36,7 @@ def reconcile(
     retrier = Retrier(ECS_READ, abort=stop)
     api = EcsApi(ecs, retrier, RateLimiter(config.reconcile.max_api_calls_per_second, stop))
     write_retrier = Retrier(WRITE, abort=stop)
-    store = Store(dynamodb, config.dynamodb.state_tables(), write_retrier)
+    store = OwingStore(dynamodb, config.dynamodb.state_tables(), write_retrier)
     drift = Pass(api, dynamodb, store, config, write_retrier, apply=apply, on_fix=report)
     drift.run(clusters or config.reconcile.cluster_list())
     return drift.tally

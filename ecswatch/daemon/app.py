@@ -56,6 +56,7 @@ class Daemon:
                 config.dynamodb.service_table,
                 config.dynamodb.service_event_table,
             ),
+            start_phases_per_service=config.metrics.start_phases_per_service,
         )
         self.stop_requested = threading.Event()
         self._pool: WorkerPool | None = None
@@ -211,7 +212,7 @@ class Daemon:
             dynamodb=dynamodb,
             store=store,
             metrics=metrics,
-            count_failed_start=self.metrics.count_failed_start,
+            count_task=self.metrics.tasks.count_task,
         )
         self._reconciler.start()
 

@@ -20,6 +20,12 @@ IMPAIRED = "SERVICE_TASK_START_IMPAIRED"
 STEADY = "SERVICE_STEADY_STATE"
 DEPLOYMENT_PREFIX = "SERVICE_DEPLOYMENT_"
 IN_PROGRESS = "IN_PROGRESS"
+#: the reason of the IN_PROGRESS event that starts the circuit breaker's rollback deployment
+#: (AWS's "service deployment state change events" page): "ECS deployment circuit breaker:
+#: rolling back to deploymentId ecs-svc/1234567890123456789."
+ROLLBACK_REASON = "ECS deployment circuit breaker: rolling back"
+#: label `outcome` of ecswatch_deployment_outcomes_total
+DEPLOYMENT_OUTCOMES = ("completed", "failed", "rolled_back")
 #: the task counts the reconciler stores on a service's item (from DescribeServices)
 COUNT_FIELDS = ("desiredTasks", "runningTasks", "pendingTasks")
 
@@ -161,6 +167,21 @@ class ServiceEvent:
     @property
     def deployment_state(self) -> str:
         return self.event_name.removeprefix(DEPLOYMENT_PREFIX)
+
+    @property
+    def deployment_outcome(self) -> str | None:
+        """completed, failed, rolled_back (the circuit breaker started rolling back), or None.
+
+        A rollback is its own deployment: FAILED for the broken one, then IN_PROGRESS with the
+        rollback reason, then COMPLETED once the old version is steady again. `rolled_back`
+        counts the rollback itself, so it shows even when the service is steady once more.
+        """
+        if self.kind is not Kind.DEPLOYMENT:
+            return None
+        state = self.deployment_state
+        if state == IN_PROGRESS:
+            return "rolled_back" if self.reason.startswith(ROLLBACK_REASON) else None
+        return {"COMPLETED": "completed", "FAILED": "failed"}.get(state)
 
     @property
     def impaired(self) -> bool | None:

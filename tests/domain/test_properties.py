@@ -18,6 +18,7 @@ from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Message
 from ecswatch.daemon.state.store import Outcome, WriteResult, classify_conflict
+from ecswatch.domain.deaths import Before, before_of, needs_before
 from ecswatch.domain.events import Event
 from tests.strategies import Scenario, scenarios
 
@@ -32,10 +33,16 @@ class ConditionalTable:
         stored = self.items.get(event.arn)
         if stored is None or stored["version"] < event.version:
             self.items[event.arn] = dict(item)
+            before = (
+                before_of(stored.get("lastStatus"), bool(stored.get("startedAt")))
+                if stored
+                else Before()
+            )
             return WriteResult(
                 Outcome.APPLIED,
-                stored.get("lastStatus") if stored else None,
+                before.status,
                 stored["version"] if stored else None,
+                before if needs_before(event) else None,
             )
         outcome = classify_conflict(stored["version"], event.version)
         return WriteResult(outcome, stored.get("lastStatus"), stored["version"])

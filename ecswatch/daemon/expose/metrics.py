@@ -15,6 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from ecswatch import __version__
 from ecswatch.daemon.aws.errors import PAUSE_REASONS
+from ecswatch.daemon.expose.task_metrics import TaskMetrics
 from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE, FailedStart
 
 OUTCOMES = ("applied", "duplicate", "stale", "ignored", "invalid", "failed", "expired")
@@ -40,7 +41,13 @@ OPERATIONS = (
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, *, tables: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        tables: tuple[str, ...] = (),
+        start_phases_per_service: bool = False,
+    ) -> None:
         self.registry = registry
         # Label children by label values: `labels()` costs a lock and argument handling per
         # call, a dict lookup does not. Only for the per-event series, whose label sets are
@@ -149,8 +156,13 @@ class Metrics:
             registry=registry,
         )
 
+        #: deaths by cause, OOM kills, lifetimes, start phases, deployment outcomes
+        self.tasks = TaskMetrics(
+            registry, self.count_failed_start, start_phases_per_service=start_phases_per_service
+        )
+
     def count_failed_start(self, failed: FailedStart) -> None:
-        """The one place a PENDING→STOPPED task is counted (processor and reconciler)."""
+        """A PENDING→STOPPED task (TaskMetrics.count_task, for processor and reconciler)."""
         self.pending_to_stopped.labels(
             account=failed.account,
             region=failed.region,

@@ -32,7 +32,6 @@ from ecswatch.domain.events import (
     build_item,
     detail_type_of,
     event_lag_seconds,
-    failed_start,
     is_expired,
     parse_message,
 )
@@ -163,14 +162,15 @@ class Processor:
                 message, event.detail_type, exc, arn=event.arn, version=event.version
             )
         self._metrics.count_event(event.detail_type, result.outcome)
-        failed = None
         if result.outcome is Outcome.APPLIED:
             lag = event_lag_seconds(event.event_time, now)
             if lag is not None:
                 self._metrics.event_lag.observe(lag)
-            failed = failed_start(event, result.other_status)
+        failed = None
+        if result.count_from is not None:  # applied, or a count another process left owed
+            counts = self._metrics.tasks.count_task(event, result.count_from)
+            failed = counts.death.failed_start if counts and counts.death else None
             if failed is not None:
-                self._metrics.count_failed_start(failed)
                 # What an operator acts on, at INFO; the per-message line below is DEBUG.
                 log.info(
                     "task_failed_to_start",
@@ -222,6 +222,7 @@ class Processor:
                     event.service,
                     event.deployment_state,
                 ).inc()
+                self._metrics.tasks.count_deployment(event)
         if outcome is Outcome.APPLIED and self._service_state is not None:
             self._service_state.applied(event)
         self._summary.due()

@@ -9,6 +9,10 @@ Correctness — a reconciliation write never hides a real event:
   `version = :stored AND status = :seen`): the version stays, so its real STOPPED event
   (stored + 1 or more) is still applied with its stopCode, and Store reads `reconciledFrom` so
   the PENDING→STOPPED rule sees the status before the mark.
+- Counts ride on the writes (domain.deaths, one path for event, pass and command): a pass's
+  applied write counts through `on_count` as its event would have (account and region from the
+  ARN, as events have them); a version `ecswatch reconcile --apply` wrote with its count owed
+  (state.owed) is re-put here at that version to pay it, once (state.store).
 - Only items of the clusters ECS lists to these credentials are candidates, matched on the full
   cluster ARN (account and region included): other accounts' and regions' items are never touched.
 Memory: resources are described, compared and written 100 at a time; a pass holds only the ARNs
@@ -32,6 +36,8 @@ from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi
 from ecswatch.daemon.state.dynamo import is_condition_failure, scan
 from ecswatch.daemon.state.store import Outcome, Store, WriteResult
 from ecswatch.domain import expiry
+from ecswatch.domain.arns import account_region
+from ecswatch.domain.deaths import OWED_FROM, Before
 from ecswatch.domain.events import (
     CONTAINER_INSTANCE_STATE_CHANGE,
     TASK_STATE_CHANGE,
@@ -132,6 +138,7 @@ class Pass:
         *,
         apply: bool,
         on_fix: Callable[[Fix, WriteResult | None], None] = lambda fix, result: None,
+        on_count: Callable[[Event, Before], None] = lambda event, before: None,
         checkpoint: Callable[[], None] = lambda: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -143,6 +150,7 @@ class Pass:
         self._read = read_retrier
         self._apply = apply
         self._on_fix = on_fix
+        self._on_count = on_count
         self._checkpoint = checkpoint
         self._now = now
         self.tally = Tally()
@@ -188,17 +196,22 @@ class Pass:
                 # Real ECS always gives one; without it a write could not be ordered with events.
                 self.tally.skipped_without_version += 1
                 continue
-            have = stored.get(arn)
-            if have is not None and have >= version:
+            have, owed = stored.get(arn, (None, False))
+            if have is not None and (have > version or (have == version and not owed)):
                 continue
             detail = jsonable(resource)
             if self._config.events.redact_environment:
                 redact_environment(detail)
             now = self._now()
+            account, region = account_region(arn)
             event = Event(
                 kind.resource, kind.detail_type, arn, version, RECONCILE_EVENT_ID,
-                now.isoformat(), detail,
+                now.isoformat(), detail, account, region,
             )  # fmt: skip
+            if have == version:  # its count is owed: the write pays it (not a fix)
+                if self._apply:
+                    self._write(event, now)
+                continue
             fix = Fix(
                 ADDED if have is None else CAUGHT_UP, kind, arn, cluster, version,
                 str(resource.get(kind.status_field, "")), have, event,
@@ -210,24 +223,28 @@ class Pass:
             event, now=now, stopped_task_ttl_days=self._config.dynamodb.stopped_task_ttl_days
         )
         item["reconciledAt"] = item["writtenAt"]
-        return self._store.apply(event, item)
+        result = self._store.apply(event, item)
+        if result.count_from is not None:
+            self._on_count(event, result.count_from)
+        return result
 
-    def _stored_versions(self, kind: Kind, arns: list[str]) -> dict[str, int]:
-        """arn -> stored version, by BatchGetItem (at most 100 keys, as DescribeTasks gives)."""
+    def _stored_versions(self, kind: Kind, arns: list[str]) -> dict[str, tuple[int, bool]]:
+        """arn -> (stored version, a count is owed), by BatchGetItem (at most 100 keys, as
+        DescribeTasks gives)."""
         table, key = self._tables[kind.resource], kind.resource.key
         request: dict[str, Any] = {
             table: {
                 "Keys": [{key: {"S": arn}} for arn in dict.fromkeys(arns)],
-                "ProjectionExpression": "#k, #v",
-                "ExpressionAttributeNames": {"#k": key, "#v": "version"},
+                "ProjectionExpression": "#k, #v, #o",
+                "ExpressionAttributeNames": {"#k": key, "#v": "version", "#o": OWED_FROM},
             }
         }
-        found: dict[str, int] = {}
+        found: dict[str, tuple[int, bool]] = {}
         while request.get(table, {}).get("Keys"):
             call = functools.partial(self._dynamodb.batch_get_item, RequestItems=request)
             response = self._read("BatchGetItem", call)
             for raw in response.get("Responses", {}).get(table, []):
-                found[raw[key]["S"]] = int(raw["version"]["N"])
+                found[raw[key]["S"]] = (int(raw["version"]["N"]), OWED_FROM in raw)
             request = response.get("UnprocessedKeys") or {}
         return found
 

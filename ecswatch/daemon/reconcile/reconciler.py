@@ -28,7 +28,8 @@ from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.service_counts import ServiceCounts
 from ecswatch.daemon.state.store import Outcome, Store, WriteResult
 from ecswatch.domain.arns import account_region, cluster_name
-from ecswatch.domain.events import FailedStart, failed_start
+from ecswatch.domain.deaths import Before, WriteCounts
+from ecswatch.domain.events import Event
 
 log = structlog.get_logger("ecswatch.daemon.reconcile.reconciler")
 
@@ -47,7 +48,7 @@ class Reconciler:
         dynamodb: Any,
         store: Store,
         metrics: ReconcileMetrics,
-        count_failed_start: Callable[[FailedStart], None],
+        count_task: Callable[[Event, Before], WriteCounts | None],
         owner: str | None = None,
     ) -> None:
         self._config = config
@@ -55,7 +56,7 @@ class Reconciler:
         self._dynamodb = dynamodb
         self._store = store
         self._metrics = metrics
-        self._count_failed_start = count_failed_start
+        self._count_task = count_task
         self._stop = threading.Event()
         self._limiter = RateLimiter(self._settings.max_api_calls_per_second, self._stop)
         self._api = EcsApi(
@@ -147,7 +148,7 @@ class Reconciler:
         self._limiter.reset()
         drift = Pass(
             self._api, self._dynamodb, self._store, self._config, self._read_retrier,
-            apply=True, on_fix=self._fixed, checkpoint=self._checkpoint,
+            apply=True, on_fix=self._fixed, checkpoint=self._checkpoint, on_count=self._counted,
         )  # fmt: skip
         calls_before = self._api.calls
         log.info("reconcile_pass_started", owner=self.lease.owner, started_at=round(started, 3))
@@ -197,8 +198,13 @@ class Reconciler:
         ).inc()
         log.info("reconcile_fixed", kind=fix.kind, arn=fix.arn, version=fix.version,
                  stored_version=fix.stored_version, status=fix.status)  # fmt: skip
-        # A lost STOPPED event of a task that never started: count it now, once (the real
-        # event, if it comes, is then a duplicate).
-        failed = failed_start(fix.event, result.other_status) if fix.event else None
-        if failed is not None:
-            self._count_failed_start(failed)
+
+    def _counted(self, event: Event, before: Before) -> None:
+        """A pass's write (a lost event's state, or a count `ecswatch reconcile --apply` left
+        owed) counts as the event would have, once: the real event is then a duplicate."""
+        counts = self._count_task(event, before)
+        death = counts.death if counts is not None else None
+        if death is not None and death.failed_start is not None:
+            log.info("task_failed_to_start", arn=event.arn, cluster=death.failed_start.cluster,
+                     group=death.failed_start.group, stop_code=death.failed_start.stop_code,
+                     found_by="reconcile")  # fmt: skip

@@ -5,6 +5,12 @@ whatever the interleaving of duplicates, reordering, replicas and redeliveries, 
 ever moves to a higher version, and each version is *applied* by exactly one write. The item
 it replaced (ReturnValues=ALL_OLD) and, on a failed condition, the item that won
 (ReturnValuesOnConditionCheckFailure=ALL_OLD) tell us everything; we never read first.
+
+Counts (domain.deaths) follow the write: an applied write counts from the item it replaced. A
+count another process left owed (`countOwedFrom`, see state.owed) is paid by the first daemon
+write that meets it: a newer version replaces the whole item, flag included, and counts from
+the owed state; the same version (a duplicate) is re-put under `version = :v AND
+attribute_exists(countOwedFrom)` (a PutItem: atomic, also on moto), so exactly one payer wins.
 """
 
 from __future__ import annotations
@@ -25,36 +31,47 @@ from ecswatch.daemon.state.dynamo import (
     send_encoded_items,
     write,
 )
-from ecswatch.domain.events import Event, Resource, may_be_failed_start
+from ecswatch.domain.deaths import OWED_FROM, OWED_STARTED, Before, before_of, needs_before
+from ecswatch.domain.events import Event, Resource
 
 T = TypeVar("T")
 
 CONDITION = "attribute_not_exists(#key) OR #version < :version"
+PAY_CONDITION = "#version = :version AND attribute_exists(#owed)"
 
 # On a failed condition DynamoDB returns the whole winning item (there is no projection for
 # ReturnValuesOnConditionCheckFailure), and botocore's parse of it cost ~0.2 ms of CPU per
-# conflict: more than anything else ecswatch does per event, and the floor never pays it.
-# `apply` reads two of its attributes, so a before-parse hook (botocore's own extension point)
-# keeps only those before botocore parses the body. Only for the store's own calls: a
+# conflict: more than anything else ecswatch does per event, and the floor never pays it. The
+# replaced item (ReturnValues=ALL_OLD, asked only when it can decide a count) costs the same.
+# `apply` reads a few of their attributes, so a before-parse hook (botocore's own extension
+# point) keeps only those before botocore parses the body. Only for the store's own calls: a
 # thread-local flag, since botocore runs hooks on the calling thread; every other PutItem on
 # the same client (the reconciler's lease) gets the whole item as DynamoDB sent it.
-KEPT_ON_CONFLICT = frozenset({"version", "lastStatus"})
+KEPT = frozenset({"version", "lastStatus", "startedAt", "reconciledFrom", OWED_FROM, OWED_STARTED})
+KEPT_ON_CONFLICT = KEPT
 _trimming = threading.local()
 
 
-def _trim_conflict_item(response_dict: dict[str, Any], **_: Any) -> None:
-    if not getattr(_trimming, "on", False) or response_dict.get("status_code") != 400:
+def _trim_returned_item(response_dict: dict[str, Any], **_: Any) -> None:
+    if not getattr(_trimming, "on", False):
         return
     body = response_dict.get("body")
-    if not isinstance(body, bytes) or b"ConditionalCheckFailed" not in body:
+    if not isinstance(body, bytes):
+        return
+    status = response_dict.get("status_code")
+    if status == 400 and b"ConditionalCheckFailed" in body:
+        key = "Item"
+    elif status == 200 and b'"Attributes"' in body:
+        key = "Attributes"
+    else:
         return
     try:
         data = json.loads(body)
     except ValueError:
         return  # botocore reports what it can make of it
-    item = data.get("Item") if isinstance(data, dict) else None
+    item = data.get(key) if isinstance(data, dict) else None
     if isinstance(item, dict):
-        data["Item"] = {k: v for k, v in item.items() if k in KEPT_ON_CONFLICT}
+        data[key] = {k: v for k, v in item.items() if k in KEPT}
         response_dict["body"] = json.dumps(data).encode()
 
 
@@ -70,6 +87,8 @@ class WriteResult:
     #: lastStatus of the item this write replaced (applied) or that beat it (duplicate/stale)
     other_status: str | None
     other_version: int | None
+    #: set when this write must count (domain.deaths.task_counts): what it counts from
+    count_from: Before | None = None
 
 
 def classify_conflict(stored_version: int | None, event_version: int) -> Outcome:
@@ -94,7 +113,7 @@ class Store:
     ) -> None:
         self._client = client
         client.meta.events.register(
-            "before-parse.dynamodb.PutItem", _trim_conflict_item, unique_id="ecswatch-trim"
+            "before-parse.dynamodb.PutItem", _trim_returned_item, unique_id="ecswatch-trim"
         )
         send_encoded_items(client)
         self._tables = dict(tables)
@@ -103,41 +122,67 @@ class Store:
 
     def apply(self, event: Event, item: Mapping[str, Any]) -> WriteResult:
         """One conditional PutItem, retried if transient. Raises UnstorableEventError."""
-        table = self._tables[event.resource]
-        request = {
-            "TableName": table,
-            "Item": encode_item(item),
-            "ConditionExpression": CONDITION,
-            "ExpressionAttributeNames": {"#key": event.resource.key, "#version": "version"},
-            "ExpressionAttributeValues": {":version": {"N": str(event.version)}},
-            # The replaced item only matters to the PENDING→STOPPED rule; parsing it back for
-            # every event cost ~0.3 ms of CPU, so ask for it only when it can decide a count.
-            "ReturnValues": "ALL_OLD" if may_be_failed_start(event) else "NONE",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        _trimming.on = True
+        counts = needs_before(event)
+        request = self._request(event, item, CONDITION)
+        # The replaced item only matters to the counting rules; parsing it back for every
+        # event cost ~0.3 ms of CPU, so ask for it only when it can decide a count.
+        request["ReturnValues"] = "ALL_OLD" if counts else "NONE"
         try:
-            response: dict[str, Any] = write(
-                self._retrier,
-                "PutItem",
-                table,
-                lambda: self._client.put_item(**request),
-                self._observe_write,
-            )
+            response = self._put(request)
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
             stored = exc.response.get("Item")
             version = _number(stored, "version")
-            return WriteResult(
-                classify_conflict(version, event.version), _string(stored, "lastStatus"), version
+            outcome = classify_conflict(version, event.version)
+            paid = None
+            if counts and outcome is Outcome.DUPLICATE and OWED_FROM in (stored or {}):
+                paid = self._pay(event, item)
+            return WriteResult(outcome, _string(stored, "lastStatus"), version, paid)
+        old = response.get("Attributes")
+        before = before_of_item(old)
+        return WriteResult(
+            Outcome.APPLIED, before.status, _number(old, "version"), before if counts else None
+        )
+
+    def _pay(self, event: Event, item: Mapping[str, Any]) -> Before | None:
+        """Re-put this same version where a count is still owed; the one that lands pays it."""
+        request = self._request(event, item, PAY_CONDITION)
+        request["ExpressionAttributeNames"]["#owed"] = OWED_FROM
+        request["ReturnValues"] = "ALL_OLD"
+        try:
+            response = self._put(request)
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return None  # another replica paid it, or a newer version did
+        return before_of_item(response.get("Attributes"))
+
+    def _request(self, event: Event, item: Mapping[str, Any], condition: str) -> dict[str, Any]:
+        """A conditional PutItem of `item`; the caller adds names its condition uses beyond
+        #key, #version and :version (DynamoDB refuses a name the condition does not use)."""
+        names = {"#key": event.resource.key, "#version": "version"}
+        return {
+            "TableName": self._tables[event.resource],
+            "Item": encode_item(item),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {k: v for k, v in names.items() if k in condition},
+            "ExpressionAttributeValues": {":version": {"N": str(event.version)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _put(self, request: dict[str, Any]) -> dict[str, Any]:
+        _trimming.on = True
+        try:
+            return write(
+                self._retrier,
+                "PutItem",
+                request["TableName"],
+                lambda: self._client.put_item(**request),
+                self._observe_write,
             )
         finally:
             _trimming.on = False
-        old = response.get("Attributes")
-        # A reconciler's mark (drift.py) is not a STOPPED event: the rule sees the status before it.
-        replaced = _string(old, "reconciledFrom") or _string(old, "lastStatus")
-        return WriteResult(Outcome.APPLIED, replaced, _number(old, "version"))
 
     def update(self, resource: Resource, request: dict[str, Any]) -> None:
         """One UpdateItem on `resource`'s table (the reconciler's marks), timed and retried."""
@@ -149,6 +194,20 @@ class Store:
             lambda: self._client.update_item(TableName=table, **request),
             self._observe_write,
         )
+
+
+def before_of_item(item: Mapping[str, Any] | None) -> Before:
+    """The counting view (domain.deaths.before_of) of an item in DynamoDB's wire format."""
+    if not item:
+        return Before()
+    owed = _string(item, OWED_FROM)
+    return before_of(
+        _string(item, "lastStatus"),
+        bool(_string(item, "startedAt")),
+        reconciled_from=_string(item, "reconciledFrom"),
+        owed_from=owed,
+        owed_started=owed is not None and (item.get(OWED_STARTED) or {}).get("BOOL") is True,
+    )
 
 
 def _string(item: Mapping[str, Any] | None, name: str) -> str | None:
