@@ -188,6 +188,7 @@ class Metrics:
             for values in list(metric._metrics):
                 if tuple(values[i] for i in at) in keys:
                     metric.remove(*values)
+        self.tasks.forget_services(keys)
 
     def count_retry(self, operation: str) -> None:
         self.retries.labels(operation=operation).inc()

@@ -8,7 +8,7 @@ cluster its start-phase histograms (per service only with start_phases_per_servi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -81,6 +81,11 @@ class TaskMetrics:
             ["account", "region", "cluster", "service", "outcome"],
             registry=registry,
         )
+        for metric in (
+            self.stopped, self.oom_kills, self.failed_lifetime, self.start_phases,
+            self.deployment_outcomes,
+        ):  # fmt: skip
+            self._children[metric] = {}
 
     def count_task(self, event: Event, before: Before) -> WriteCounts | None:
         """The one place an applied task write is counted (processor and reconciler): its
@@ -112,8 +117,17 @@ class TaskMetrics:
             labels = (event.account, event.region, event.cluster, event.service, outcome)
             self._child(self.deployment_outcomes, labels).inc()
 
+    def forget_services(self, keys: Collection[tuple[str, ...]]) -> None:
+        """Drop the children of gone services, keys (account, region, cluster, service or
+        group), from the instruments and the cache, which holds every child they have."""
+        for metric, children in self._children.items():
+            for labels in list(children):
+                if labels[:4] in keys:
+                    del children[labels]
+                    metric.remove(*labels)  # type: ignore[attr-defined]
+
     def _child(self, metric: object, labels: tuple[str, ...]) -> Any:
-        children = self._children.setdefault(metric, {})
+        children = self._children[metric]
         child = children.get(labels)
         if child is None:
             child = children.setdefault(labels, metric.labels(*labels))  # type: ignore[attr-defined]

@@ -166,7 +166,7 @@ class Processor:
             lag = event_lag_seconds(event.event_time, now)
             if lag is not None:
                 self._metrics.event_lag.observe(lag)
-        failed = None
+        failed = counts = None
         if result.count_from is not None:  # applied, or a count another process left owed
             counts = self._metrics.tasks.count_task(event, result.count_from)
             failed = counts.death.failed_start if counts and counts.death else None
@@ -192,6 +192,8 @@ class Processor:
             stored_version=result.other_version,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             failed_start=failed is not None,
+            death=counts.death.cause.value if counts and counts.death else None,
+            phases=len(counts.phases) if counts else 0,
         )
         return fate.DELETE
 
