@@ -324,7 +324,9 @@ class Bench:
         }
         with tempfile.TemporaryFile("w+") as log:  # the daemon's logs, shown if it dies
             proc = subprocess.Popen([PY, "-m", "ecswatch", "run"], env=env, stderr=log, text=True)
-            wait_url(f"http://127.0.0.1:{port}/healthz")
+            # Ready (its first receive answered), not merely up: the clients, the preflight and
+            # the threads are start-up, which the other contenders' figures leave out too.
+            wait_url(f"http://127.0.0.1:{port}/readyz")
             feeder = Feeder(self.clients["sqs"], config.sqs.queue_url, bodies, self.backlog, rate)
             cpu_before = cpu_seconds(proc.pid)
             feeder.start()
