@@ -19,12 +19,15 @@ from ecswatch.daemon.pipeline.queue import BATCH, Message
 
 log = structlog.get_logger("ecswatch.daemon.pipeline.deleter")
 
-POLL_SECONDS = 0.5  # an idle deleter still ticks, so /healthz sees it alive
-
 
 class Deleter:
     """Deletes ten at a time, or after `linger` seconds when fewer are waiting; `threads`
-    batches may be in flight at once."""
+    batches may be in flight at once.
+
+    A deleter is woken only for a whole batch; a short one is found by its own `linger`-long
+    wait (which also ticks for /healthz). Waking one on every first message cost a thread
+    hand-off per short batch, for a delete that lingers anyway.
+    """
 
     def __init__(
         self,
@@ -49,7 +52,7 @@ class Deleter:
     def add(self, message: Message) -> None:
         with self._ready:
             self._pending.append((message, self._clock()))
-            if len(self._pending) >= BATCH or len(self._pending) == 1:
+            if len(self._pending) % BATCH == 0:  # a whole batch: wake a deleter for it
                 self._ready.notify()
 
     def start(self) -> None:
@@ -85,7 +88,7 @@ class Deleter:
                 elif self._closing:
                     return None
                 else:
-                    self._ready.wait(POLL_SECONDS)
+                    self._ready.wait(self._linger)
 
     def _run(self) -> None:
         name = threading.current_thread().name
