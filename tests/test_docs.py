@@ -18,6 +18,7 @@ from types import ModuleType
 import yaml
 
 from ecswatch.config import SECTIONS
+from ecswatch.domain.stops import Cause
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,7 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
 
 
 def test_reference_pages_hold_every_metric_key_command_and_alert() -> None:
-    """Each name the code defines appears on its generated page."""
+    """Each metric, key, command, alert and stop cause the code defines is on its page."""
     pages = {name: generate() for name, generate in hook.GENERATORS.items()}
     for metric in sources.metrics():
         assert f"`{metric.name}`" in pages["metrics"]
@@ -64,6 +65,8 @@ def test_reference_pages_hold_every_metric_key_command_and_alert() -> None:
     groups = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
     for rule in (r for g in groups for r in g["rules"] if "alert" in r):
         assert f"`{rule['alert']}`" in pages["alerts"]
+    for cause in Cause:
+        assert f"`{cause}`" in pages["stop_causes"]
 
 
 def test_prose_naming_what_the_code_lacks_is_caught() -> None:

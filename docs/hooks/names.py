@@ -15,7 +15,7 @@ from sources import ROOT, alert_rules, commands, metrics, module_names, reposito
 from ecswatch.config import SECTIONS, Config
 
 METRIC_NAME = re.compile(r"`(ecswatch_[a-z0-9_]+\*?)")
-ALERT_NAME = re.compile(r"`(ECS(?:Watch|Service)[A-Za-z]+)`")
+ALERT_NAME = re.compile(r"`(ECS[A-Z][A-Za-z]+)`")
 CONFIG_KEY = re.compile(rf"`({'|'.join(SECTIONS)})\.([a-z_]+)(?:`| =)")
 COMMAND = re.compile(r"`ecswatch ([a-z][a-z-]*)")
 FILE = re.compile(

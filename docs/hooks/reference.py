@@ -20,6 +20,7 @@ from names import stale_names
 from sources import alert_rules, metrics, rule_comments, subcommands
 
 from ecswatch.config import ENV_PREFIX, SECTIONS, Config
+from ecswatch.domain import stops
 
 MARKER = re.compile(r"<!-- generated: (\w+) -->")
 log = logging.getLogger("mkdocs.hooks.reference")
@@ -27,13 +28,11 @@ log = logging.getLogger("mkdocs.hooks.reference")
 
 def scope(labels: tuple[str, ...]) -> str:
     """What one series stands for, from the label names: the unit its count grows with."""
+    if "cluster" not in labels:  # `service` alone is an AWS service (sqs, dynamodb)
+        return "replica"
     if "container" in labels:
         return "container"
-    if {"service", "group"} & set(labels):
-        return "service"
-    if "cluster" in labels:
-        return "cluster"
-    return "replica"
+    return "service" if {"service", "group"} & set(labels) else "cluster"
 
 
 def metrics_page() -> str:
@@ -104,11 +103,31 @@ def alerts_page() -> str:
     return "\n".join(out)
 
 
+def stop_causes_page() -> str:
+    out = ["| # | cause | a failure | matches | stopCode | text starting with | a real example |"]
+    out.append("|---|---|---|---|---|---|---|")
+    for number, rule in enumerate(stops.RULES, 1):
+        codes = ", ".join(f"`{code}`" for code in rule.stop_codes)
+        texts = ", ".join(f"`{_cell(prefix)}`" for prefix in rule.prefixes)
+        failure = "yes" if stops.is_failure(rule.cause) else "no"
+        out.append(
+            f"| {number} | `{rule.cause}` | {failure} | {_cell(rule.matches)} | {codes} | "
+            f"{texts} | {_cell(rule.example)} |"
+        )
+    out.append("\n**Every cause** (the `cause` label's values) and whether it is a failure:\n")
+    out += [
+        f"- `{cause}`: {'a failure' if stops.is_failure(cause) else 'not a failure'}"
+        for cause in stops.Cause
+    ]
+    return "\n".join(out)
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "metrics": metrics_page,
     "config": config_page,
     "cli": cli_page,
     "alerts": alerts_page,
+    "stop_causes": stop_causes_page,
 }
 
 
