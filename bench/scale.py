@@ -25,6 +25,7 @@ Writes bench/results/scale.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -57,6 +58,7 @@ from compare import (
     wait_url,
 )
 from scale_org import Org
+from scale_report import print_growth, print_row
 
 from ecswatch.config import Config, override
 from ecswatch.daemon.aws.clients import make_client
@@ -103,20 +105,34 @@ def replica(env: dict[str, str], sqs: Any, bodies: list[str]) -> dict[str, float
         feeder.start()
         drained(feeder, proc, log)
         seconds = time.monotonic() - started
-        scrapes = []
-        for _ in range(5):
+        scrapes, zipped, text = [], [], b""
+        for encoding in ("identity",) * 5 + ("gzip",) * 3:  # Prometheus asks for gzip
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                             headers={"Accept-Encoding": encoding})  # fmt: skip
             begun = time.perf_counter()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-                text = r.read()
-            scrapes.append(time.perf_counter() - begun)
+            with urllib.request.urlopen(request, timeout=30) as r:
+                body = r.read()
+            (scrapes if encoding == "identity" else zipped).append(time.perf_counter() - begun)
+            text = body if encoding == "identity" else text  # the last plain one
         memory = proc_status(proc.pid)
         proc.send_signal(signal.SIGTERM)
         reap(proc)
     lines = text.decode().splitlines()
+    families: dict[str, list[int]] = {}
+    for line in lines:
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            for suffix in ("_bucket", "_count", "_sum", "_created", "_total"):
+                name = name.removesuffix(suffix)
+            family = families.setdefault(name, [0, 0])
+            family[0], family[1] = family[0] + 1, family[1] + len(line) + 1
     return {
+        "families": {k: {"series": v[0], "bytes": v[1]} for k, v in sorted(families.items())},
         "events": len(bodies),
         "events_per_second": len(bodies) / seconds,
         "metrics_bytes": len(text),
+        "metrics_gzip_bytes": len(body),
+        "scrape_seconds_gzip_median": sorted(zipped)[len(zipped) // 2],
         "series": sum(1 for line in lines if line and not line.startswith("#")),
         "scrape_seconds_median": sorted(scrapes)[len(scrapes) // 2],
         "scrape_seconds_max": max(scrapes),
@@ -170,22 +186,26 @@ def reconcile_pass(env: dict[str, str], clusters: list[str], rate: float) -> dic
 
 
 def command(env: dict[str, str], *argv: str) -> dict[str, float]:
-    """An ecswatch command's wall seconds and peak RSS: its VmHWM, read until it exits (rusage's
-    maxrss would count the pages a fork shares with this process before exec)."""
-    started = time.monotonic()
-    proc = subprocess.Popen([PY, "-m", "ecswatch", *argv], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    peak = 0.0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, proc_status(proc.pid)["VmHWM"])
-        except (OSError, KeyError, ValueError):
-            break  # exited meanwhile
-        time.sleep(0.02)
-    proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"ecswatch {' '.join(argv)} exited {proc.returncode}")
-    return {"seconds": time.monotonic() - started, "peak_rss_mib": peak}
+    """An ecswatch command's wall and CPU seconds (the rest is mostly the emulator's) and peak
+    RSS: its VmHWM, read until it exits (rusage's maxrss would count the pages a fork shares
+    with this process before exec)."""
+    started, peak = time.monotonic(), 0.0
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen([PY, "-m", "ecswatch", *argv], env=env,
+                                stdout=subprocess.DEVNULL, stderr=errors)  # fmt: skip
+        while True:
+            with contextlib.suppress(OSError, KeyError, ValueError):  # a zombie shows none
+                peak = max(peak, proc_status(proc.pid)["VmHWM"])
+            done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"ecswatch {argv[0]} exited {proc.returncode}: {errors.read()}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": time.monotonic() - started, "cpu_seconds": cpu, "peak_rss_mib": peak}
 
 
 def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None) -> dict[str, Any]:
@@ -229,53 +249,18 @@ def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None
     return row
 
 
-def calls(counts: dict[str, int]) -> str:
-    return f"{sum(counts.values()):,} (" + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")"
-
-
-def print_row(row: dict[str, Any]) -> None:
-    r, g = row["replica"], row["gauges_read"]
-    print(f"\n## {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
-    print("| figure | value |\n|---|---|")
-    lines = [
-        ("events through the replica", f"{r['events']:,} ({r['events_per_second']:.0f}/s)"),
-        ("/metrics size", f"{r['metrics_bytes'] / 1e6:.2f} MB, {r['series']:,} series"),
-        ("/metrics scrape (median / max of 5)",
-         f"{r['scrape_seconds_median']:.3f} s / {r['scrape_seconds_max']:.3f} s"),
-        ("replica RSS after the events (peak)", f"{r['rss_mib']:.0f} MiB ({r['peak_rss_mib']:.0f})"),
-        ("service table: one rescan", f"{g['items']:,} items, {g['bytes'] / 1e6:.2f} MB, "
-                                      f"{g['rcu_per_rescan']:.0f} RCU"),
-        ("gauges' reads per replica: before / now",
-         f"{g['rcu_per_second_before']:.2f} / {g['rcu_per_second_now']:.2f} RCU/s"),
-    ]  # fmt: skip
-    for run in row.get("runs", []):
-        p, n = run["pass"], f"{run['stored_tasks']:,} stored"
-        lines += [
-            (f"reconcile pass ({n})",
-             f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls {calls(p['ecs_calls'])}; "
-             f"DynamoDB calls {calls(p['dynamodb_calls'])}; {p['seconds']:.0f} s at "
-             f"{p['rate']:g} calls/s ({p['call_seconds']:.0f} s in calls), "
-             f"peak {p['peak_rss_mib']:.0f} MiB"),
-            (f"ecswatch report ({n})",
-             f"{run['report']['seconds']:.1f} s, peak {run['report']['peak_rss_mib']:.0f} MiB"),
-            (f"ecswatch task <id> ({n})", f"{run['task_by_id']['seconds']:.1f} s, "
-                                          f"peak {run['task_by_id']['peak_rss_mib']:.0f} MiB"),
-        ]  # fmt: skip
-    for name, value in lines:
-        print(f"| {name} | {value} |")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="500,5000", help="services per run, comma-separated")
     parser.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--stopped", type=int, default=40_000, help="stopped tasks added")
     args = parser.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
-    sizes = [6] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [4, 8] if args.quick else [int(s) for s in args.sizes.split(",")]
     large = ({"ecs_clusters": 1, "stopped": 60, "rate": 50.0} if args.quick
-             else {"ecs_clusters": 10, "stopped": 40_000, "rate": 5.0})  # fmt: skip
+             else {"ecs_clusters": 10, "stopped": args.stopped, "rate": 5.0})  # fmt: skip
     fastaws = None if args.quick or not find_fastaws() else emulator("fastaws", free_port(), 0)
     rows = []
     try:
@@ -291,6 +276,8 @@ def main() -> int:
     finally:
         if fastaws is not None:
             fastaws.terminate()
+    if len(rows) > 1:
+        print_growth(rows[0], rows[-1])
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "processor": platform.processor()}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)

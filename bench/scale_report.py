@@ -1,0 +1,65 @@
+"""The tables bench/scale.py prints (Markdown, ready for docs/operating/scale.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def calls(counts: dict[str, int]) -> str:
+    return f"{sum(counts.values()):,} (" + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ")"
+
+
+def print_row(row: dict[str, Any]) -> None:
+    r, g = row["replica"], row["gauges_read"]
+    print(f"\n## {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
+    print("| figure | value |\n|---|---|")
+    lines = [
+        ("events through the replica", f"{r['events']:,} ({r['events_per_second']:.0f}/s)"),
+        ("/metrics size", f"{r['metrics_bytes'] / 1e6:.2f} MB, {r['series']:,} series"
+                          f" ({r['metrics_gzip_bytes'] / 1e6:.2f} MB gzipped, as Prometheus asks)"),
+        ("/metrics scrape (median / max of 5; gzipped median)",
+         f"{r['scrape_seconds_median']:.3f} s / {r['scrape_seconds_max']:.3f} s; "
+         f"{r['scrape_seconds_gzip_median']:.3f} s"),
+        ("replica RSS after the events (peak)", f"{r['rss_mib']:.0f} MiB ({r['peak_rss_mib']:.0f})"),
+        ("service table: one rescan", f"{g['items']:,} items, {g['bytes'] / 1e6:.2f} MB, "
+                                      f"{g['rcu_per_rescan']:.0f} RCU"),
+        ("gauges' reads per replica: before / now",
+         f"{g['rcu_per_second_before']:.2f} / {g['rcu_per_second_now']:.2f} RCU/s"),
+    ]  # fmt: skip
+    for run in row.get("runs", []):
+        p, n = run["pass"], f"{run['stored_tasks']:,} stored"
+        lines += [
+            (f"reconcile pass ({n})",
+             f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls {calls(p['ecs_calls'])}; "
+             f"DynamoDB calls {calls(p['dynamodb_calls'])}; {p['seconds']:.0f} s at "
+             f"{p['rate']:g} calls/s ({p['call_seconds']:.0f} s in calls), "
+             f"peak {p['peak_rss_mib']:.0f} MiB"),
+            (f"ecswatch report ({n})",
+             f"{run['report']['seconds']:.1f} s, peak {run['report']['peak_rss_mib']:.0f} MiB"),
+            (f"ecswatch task <id> ({n})", f"{run['task_by_id']['seconds']:.1f} s, "
+                                          f"peak {run['task_by_id']['peak_rss_mib']:.0f} MiB"),
+        ]  # fmt: skip
+    for name, value in lines:
+        print(f"| {name} | {value} |")
+
+
+def print_growth(small: dict[str, Any], large: dict[str, Any]) -> None:
+    """Series and bytes each added service costs, per metric (this organization's services
+    each saw every kind of event once; clusters grew with them, 100 services apiece)."""
+    added = large["services"] - small["services"]
+    before, after = small["replica"]["families"], large["replica"]["families"]
+    print(
+        f"\n## What each service adds to /metrics ({small['services']:,} -> {large['services']:,})"
+    )
+    print("| metric | series per service | bytes per service |\n|---|---|---|")
+    total = [0.0, 0.0]
+    for name, now in after.items():
+        was = before.get(name, {"series": 0, "bytes": 0})
+        series, size = (
+            (now["series"] - was["series"]) / added,
+            (now["bytes"] - was["bytes"]) / added,
+        )
+        if series >= 0.05:
+            total = [total[0] + series, total[1] + size]
+            print(f"| `{name}` | {series:.2f} | {size:.0f} |")
+    print(f"| all | {total[0]:.1f} | {total[1]:.0f} |")
