@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from ecswatch.config import load_config
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
 from ecswatch.daemon.state.store import Store
@@ -71,7 +72,7 @@ def main() -> int:
         dynamodb=dynamodb,
         store=store,
         metrics=ReconcileMetrics(registry, interval_seconds=config.reconcile.interval_seconds),
-        count_failed_start=lambda failed: None,
+        count_task=Metrics(registry).tasks.count_task,
     )
     started = time.monotonic()
     result = reconciler.run_pass()

@@ -23,7 +23,8 @@ def test_scale_bench_quick_run_measures_every_figure(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    [row] = json.loads((tmp_path / "scale.json").read_text())["rows"]
+    small, row = json.loads((tmp_path / "scale.json").read_text())["rows"]
+    assert small["services"] < row["services"]
     replica = row["replica"]
     assert replica["metrics_bytes"] > 0 and replica["series"] > 0 and replica["rss_mib"] > 0
     assert row["gauges_read"]["items"] >= row["services"]
@@ -31,3 +32,4 @@ def test_scale_bench_quick_run_measures_every_figure(tmp_path: Path) -> None:
         assert run["pass"]["result"] == "success" and run["pass"]["tasks_listed"] > 0
         assert run["report"]["seconds"] > 0 and run["task_by_id"]["peak_rss_mib"] > 0
     assert "| /metrics size |" in result.stdout
+    assert "What each service adds to /metrics" in result.stdout
