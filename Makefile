@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: demo test lint bench clean lock docs
+.PHONY: demo test check lint bench clean lock docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The whole suite, as CI runs it, spread over TEST_WORKERS processes: most tests wait on an
+# emulator, a subprocess or a timeout rather than compute, so more processes than cores pay.
+TEST_WORKERS ?= 4
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# The inner loop (under a minute): lint and the unit tests, no emulator, no subprocess daemons.
+check: lint
+	$(BIN)/pytest -n 2 --ignore=tests/integration -m "not slow"
 
 # The documentation site on http://127.0.0.1:8000, rebuilt on every save (tests/test_docs.py
 # builds it strictly).

@@ -26,6 +26,19 @@ from ecswatch.logging import configure_logging
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Read once, before _aws_environment clears every ECSWATCH_* variable for the tests.
+REQUIRE_TOOLS = bool(os.environ.get("ECSWATCH_REQUIRE_TOOLS"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under ECSWATCH_REQUIRE_TOOLS (CI) nothing may skip: a skip is reported as a failure."""
+    report = yield
+    if REQUIRE_TOOLS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but ECSWATCH_REQUIRE_TOOLS says nothing may be: {reason}"
+    return report
 
 
 @pytest.fixture(autouse=True)

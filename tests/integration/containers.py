@@ -31,10 +31,13 @@ TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+# Read at import: the tests' autouse fixture clears every ECSWATCH_* variable.
+CACHE = os.environ.get("ECSWATCH_TEST_CACHE") or str(Path.home() / ".cache" / "ecswatch-test")
+
+
 def cache_dir() -> Path:
     """Where the base tarball is kept between runs ($ECSWATCH_TEST_CACHE to move it)."""
-    default = Path.home() / ".cache" / "ecswatch-test"
-    path = Path(os.environ.get("ECSWATCH_TEST_CACHE", default))
+    path = Path(CACHE)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -91,7 +94,7 @@ def ensure_base_image() -> str:
             for lists in (root / "var/lib/apt/lists").glob("*"):
                 if lists.is_file():
                     lists.unlink()
-            partial = tarball.with_suffix(".partial")
+            partial = Path(work) / tarball.name  # renamed into place whole: two runs may race
             sh("tar", "-C", str(root), "-cf", str(partial), ".")
             partial.rename(tarball)
     sh(
