@@ -30,6 +30,40 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 REQUIRE_TOOLS = bool(os.environ.get("ECSWATCH_REQUIRE_TOOLS"))
 
 
+# Modules whose tests share one costly module fixture (the image, built once): under xdist one
+# worker runs each such module whole. Every other test is scheduled on its own.
+WHOLE_MODULES = ("tests/integration/test_image.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` (-n, --dist load): one test at a time to whichever worker is free, in the
+    order of pytest_collection_modifyitems below (slow first), a WHOLE_MODULES module at once."""
+    if config.getvalue("dist") != "load":
+        return None  # an explicit --dist choice is xdist's
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 (only under xdist)
+
+    class OneTestOrModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in WHOLE_MODULES else nodeid
+
+    return OneTestOrModule(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the slow tests first, then the integration tests, so no long test starts
+    last and keeps one worker busy while the others are done (a stable sort: identical on every
+    worker, which xdist requires)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(
+            key=lambda item: (
+                item.get_closest_marker("slow") is None,
+                not item.nodeid.startswith("tests/integration/"),
+            )
+        )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Under ECSWATCH_REQUIRE_TOOLS (CI) nothing may skip: a skip is reported as a failure."""

@@ -30,8 +30,8 @@ from tests.integration.test_cloudformation import template
 from tests.test_deploy import ROOT
 
 # A cold first build (debootstrap of the base, then the image) takes ~90 s, more under load.
-# One xdist worker runs the module: the image is built once, by one process.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("image")]
+# One xdist worker runs the module (tests/conftest.py: WHOLE_MODULES): the image is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # One tag per test session, so two sessions on one machine never run each other's build; the
 # layers stay cached under it (a warm build takes seconds), the tag is removed afterwards.
