@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 
 from ecswatch.cli import main
+from ecswatch.daemon.reconcile.ecs import ECS_READ
 from ecswatch.dev.emulator import ACCESS_DENIED
 from tests.conftest import REGION, Stack
 
@@ -22,6 +24,11 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_1(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No traceback: the line names the endpoint and what to check."""
+    # reconcile's ECS reads retry a refused connection 10 times, 0.5 s to 10 s apart (~20 s in
+    # all): the same attempts here, without the waits between them.
+    monkeypatch.setattr(
+        "ecswatch.commands.reconcile.ECS_READ", replace(ECS_READ, initial_wait=0.001, max_wait=0.01)
+    )
     endpoint = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("ECSWATCH_AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("ECSWATCH_AWS_REGION", REGION)

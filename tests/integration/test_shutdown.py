@@ -39,7 +39,9 @@ def test_busy_sigterm_finishes_the_writes_in_hand_and_exits_0_inside_the_stop_ti
     stack.emulator.faults.stall_share = 1.0
     stack.emulator.faults.stall_seconds = 3.0
     stream = generate(tasks=3, copies=1, seed=21, container_instances=0)
-    proc = DaemonProcess(default_timings(stack))
+    # A 10 s visibility instead of the default 60 s, so what the cut-short poll took comes back
+    # sooner below; the timings under test (the 20 s poll, the 25 s shutdown timeout) are kept.
+    proc = DaemonProcess({**default_timings(stack), "ECSWATCH_SQS_VISIBILITY_TIMEOUT": "10"})
     processes.append(proc)
     wait_for(lambda: in_long_poll(stack), timeout=30)
     stack.send(*stream.bodies())
@@ -50,11 +52,11 @@ def test_busy_sigterm_finishes_the_writes_in_hand_and_exits_0_inside_the_stop_ti
     assert proc.events("ecswatch_stopped")[0]["drained"] is True
     stack.emulator.faults.reset()
     # Whatever it did not finish it gave back: a second replica completes the stream. A message
-    # the cut-short long poll was about to return stays invisible for the queue's 60 s visibility
-    # (docs/guarantees.md), so the wait covers that plus the second replica's work.
+    # the cut-short long poll was about to return stays invisible for the 10 s visibility it was
+    # received with (docs/guarantees.md), so the wait covers that plus the second replica's work.
     second = DaemonProcess(stack.daemon_environment())
     processes.append(second)
-    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=100)
+    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=50)
     assert stack.stored() == stream.truth.final
     assert stack.dead_letters() == []
     assert second.terminate()[0] == 0

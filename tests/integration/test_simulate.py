@@ -18,10 +18,14 @@ def queued(stack: Stack) -> int:
 
 
 def drain(stack: Stack) -> list[str]:
-    """Every body in the source queue (received with a long visibility, so each once)."""
+    """Every body in the source queue (received with a long visibility, so each once; no long
+    poll: the queue's own 20 s would make the last, empty receive wait that long)."""
     bodies: list[str] = []
     while got := stack.sqs.receive_message(
-        QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+        QueueUrl=stack.resources.queue_url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=300,
+        WaitTimeSeconds=0,
     ).get("Messages", []):
         bodies += [m["Body"] for m in got]
     return bodies
