@@ -26,19 +26,19 @@ def print_row(row: dict[str, Any]) -> None:
         ("gauges' reads per replica: before / now",
          f"{g['rcu_per_second_before']:.2f} / {g['rcu_per_second_now']:.2f} RCU/s"),
     ]  # fmt: skip
-    for run in row.get("runs", []):
-        p, n = run["pass"], f"{run['stored_tasks']:,} stored"
-        lines += [
-            (f"reconcile pass ({n})",
-             f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls {calls(p['ecs_calls'])}; "
-             f"DynamoDB calls {calls(p['dynamodb_calls'])}; {p['seconds']:.0f} s at "
-             f"{p['rate']:g} calls/s ({p['call_seconds']:.0f} s in calls), "
-             f"peak {p['peak_rss_mib']:.0f} MiB"),
-            (f"ecswatch report ({n})",
-             f"{run['report']['seconds']:.1f} s, peak {run['report']['peak_rss_mib']:.0f} MiB"),
-            (f"ecswatch task <id> ({n})", f"{run['task_by_id']['seconds']:.1f} s, "
-                                          f"peak {run['task_by_id']['peak_rss_mib']:.0f} MiB"),
-        ]  # fmt: skip
+    for what in ("report", "task_by_arn", "task_by_id"):
+        c = row[what]
+        lines.append((f"ecswatch {what.replace('_by_', ' by ')} ({row['stored_tasks']:,} stored)",
+                      f"{c['seconds']:.1f} s ({c['cpu_seconds']:.1f} s its own CPU), "
+                      f"peak {c['peak_rss_mib']:.0f} MiB"))  # fmt: skip
+    for p in row.get("passes", []):
+        lines.append((
+            f"reconcile pass ({p['stored_tasks']:,} stored)",
+            f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls "
+            f"{calls(p['ecs_calls'])}; DynamoDB calls {calls(p['dynamodb_calls'])}; "
+            f"{p['seconds']:.0f} s at {p['rate']:g} calls/s ({p['call_seconds']:.0f} s in calls), "
+            f"peak {p['peak_rss_mib']:.0f} MiB",
+        ))  # fmt: skip
     for name, value in lines:
         print(f"| {name} | {value} |")
 

@@ -28,8 +28,9 @@ def test_scale_bench_quick_run_measures_every_figure(tmp_path: Path) -> None:
     replica = row["replica"]
     assert replica["metrics_bytes"] > 0 and replica["series"] > 0 and replica["rss_mib"] > 0
     assert row["gauges_read"]["items"] >= row["services"]
-    for run in row["runs"]:
-        assert run["pass"]["result"] == "success" and run["pass"]["tasks_listed"] > 0
-        assert run["report"]["seconds"] > 0 and run["task_by_id"]["peak_rss_mib"] > 0
+    for done in row["passes"]:
+        assert done["result"] == "success" and done["tasks_listed"] > 0
+    for command in ("report", "task_by_arn", "task_by_id"):
+        assert row[command]["seconds"] > 0 and row[command]["peak_rss_mib"] > 0
     assert "| /metrics size |" in result.stdout
     assert "What each service adds to /metrics" in result.stdout
