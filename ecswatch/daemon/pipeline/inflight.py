@@ -10,15 +10,19 @@ twice. The gauge `ecswatch_messages_in_flight` is the size of `_held`, set under
 Safety of deletion: a message is handed over only once its fate is durable (processor.py) and
 stays held (heartbeated) until the delete returned, so a crash or a failed delete only means a
 redelivery, which the conditional write classifies as a duplicate.
+An extension SQS refuses for one entry (past its 12-hour visibility cap, or a receipt handle it
+no longer knows) is not asked again: the message becomes visible at its timeout and is
+redelivered (docs/guarantees.md); a call that failed as a whole is tried again at the next tick.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -66,7 +70,6 @@ class InFlight:
             tick=tick,
         )
         self._thread = threading.Thread(target=self._run, name="ecswatch-heartbeat", daemon=True)
-        self._beats = ThreadPoolExecutor(HEARTBEAT_BATCHES, thread_name_prefix="ecswatch-beat")
 
     # -- settlement ---------------------------------------------------------------------------
 
@@ -142,29 +145,59 @@ class InFlight:
         due = self.due()
         if not due:
             return
-        # Batches go out side by side, not one behind the other: with hundreds held, the
-        # last batch must not wait for the retries of the first.
-        chunks = [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
-        failed: set[str] = set()
-        for answer in self._beats.map(self._extend, chunks):
-            failed |= answer
+        refused, failed = self._extend_side_by_side(
+            [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
+        )
         now = self._clock()
         with self._lock:
             for m in due:
                 entry = self._held.get(m.receipt_handle)
-                if entry is not None and m.receipt_handle not in failed:
-                    self._held[m.receipt_handle] = (m, entry[1], now)
-        log.debug("visibility_extended", messages=len(due) - len(failed), seconds=self._visibility)
+                if entry is None or m.receipt_handle in failed:
+                    continue  # settled meanwhile, or tried again at the next tick
+                # Refused for this entry: asking again would be refused again (never due).
+                since = math.inf if m.receipt_handle in refused else now
+                self._held[m.receipt_handle] = (m, entry[1], since)
+        log.debug("visibility_extended", messages=len(due) - len(failed) - len(refused))
 
-    def _extend(self, chunk: list[Message]) -> set[str]:
-        """Receipt handles of `chunk` whose visibility was not extended."""
+    def _extend_side_by_side(self, chunks: list[list[Message]]) -> tuple[set[str], set[str]]:
+        """Extend every chunk, up to HEARTBEAT_BATCHES calls at once, so with hundreds held the
+        last batch does not wait behind the first's retries. Daemon threads, not an executor:
+        a call hanging at exit must not hold the process. Returns (refused, failed) handles."""
+        pending = collections.deque(chunks)
+        refused: set[str] = set()
+        failed: set[str] = set()
+
+        def run() -> None:
+            while pending:
+                try:
+                    chunk = pending.popleft()
+                except IndexError:
+                    return
+                chunk_refused, chunk_failed = self._extend(chunk)
+                refused.update(chunk_refused)
+                failed.update(chunk_failed)
+
+        helpers = [
+            threading.Thread(target=run, name="ecswatch-beat", daemon=True)
+            for _ in range(min(HEARTBEAT_BATCHES, len(chunks)) - 1)
+        ]
+        for helper in helpers:
+            helper.start()
+        run()
+        for helper in helpers:
+            helper.join()
+        return refused, failed
+
+    def _extend(self, chunk: list[Message]) -> tuple[set[str], set[str]]:
+        """(refused, failed): handles SQS refused one by one, or all of `chunk` if the call
+        failed as a whole."""
         try:
             return {
                 m.receipt_handle for m in self._queue.change_visibility(chunk, self._visibility)
-            }
+            }, set()
         except Exception as exc:  # tried again at the next tick
             log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
-            return {m.receipt_handle for m in chunk}
+            return set(), {m.receipt_handle for m in chunk}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -183,7 +216,6 @@ class InFlight:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
-        self._beats.shutdown(wait=False, cancel_futures=True)
         return flushed
 
     def _run(self) -> None:

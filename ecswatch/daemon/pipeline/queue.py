@@ -143,8 +143,10 @@ class Queue:
     ) -> list[Message]:
         """Batches of ten; entries that failed on SQS's side (SenderFault false: throttled,
         internal error) are sent again, alone in a smaller batch, up to ENTRY_ATTEMPTS times;
-        the caller gets the ones that still failed (a redelivery then makes them duplicates)."""
+        the caller gets the ones that still failed (a redelivery then makes them duplicates),
+        and one WARNING line per call says how many, with SQS's codes."""
         failed: list[Message] = []
+        codes: set[str] = set()
         for start in range(0, len(messages), BATCH):
             pending = list(messages[start : start + BATCH])
             for attempt in range(1, ENTRY_ATTEMPTS + 1):
@@ -160,14 +162,16 @@ class Queue:
                         retry.append(message)
                         continue
                     failed.append(message)
-                    log.warning(
-                        "sqs_batch_entry_failed",
-                        operation=operation,
-                        message_id=message.message_id,
-                        code=failure.get("Code"),
-                        sender_fault=failure.get("SenderFault"),
-                    )
+                    codes.add(str(failure.get("Code")))
                 if not retry:
                     break
                 pending = retry
+        if failed:
+            log.warning(
+                "sqs_batch_entries_failed",
+                operation=operation,
+                messages=len(failed),
+                codes=sorted(codes),
+                message_ids=[m.message_id for m in failed[:BATCH]],
+            )
         return failed

@@ -1,0 +1,56 @@
+"""The visibility heartbeat at SQS's edges: past the 12-hour cap each held message is asked
+once and the refusal is one log line per batch, not a retry of every message every second."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+
+from ecswatch.daemon.aws.retry import QUEUE_OP, Retrier
+from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.inflight import InFlight
+from ecswatch.daemon.pipeline.queue import Queue
+from tests.daemon.pipeline.test_worker import Clock, messages
+
+CAP_REFUSAL = {
+    "SenderFault": True,
+    "Code": "InvalidParameterValue",
+    "Message": "Total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
+}
+
+
+class PastTheCap:
+    """An SQS client refusing every visibility change as SQS does past 12 hours."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # entries per ChangeMessageVisibilityBatch call
+
+    def change_message_visibility_batch(self, **request: Any) -> dict[str, Any]:
+        entries = request["Entries"]
+        self.calls.append(len(entries))
+        return {"Successful": [], "Failed": [{"Id": e["Id"], **CAP_REFUSAL} for e in entries]}
+
+
+def test_past_the_visibility_cap_each_message_is_asked_once_and_logged_once_per_batch() -> None:
+    """25 held messages refused by SQS: 3 calls and 3 lines, then nothing more each second."""
+    client, clock = PastTheCap(), Clock()
+    queue = Queue(client, "https://queue", retrier=Retrier(QUEUE_OP, abort=threading.Event()))
+    owner = InFlight(queue, Metrics(CollectorRegistry()), visibility_timeout=30, clock=clock)
+    owner.received(messages(25))
+    with capture_logs() as logs:
+        clock.now += 10  # a third of the visibility: due
+        owner.beat()
+        for _ in range(20):  # the heartbeat ticks every second
+            clock.now += 1
+            owner.beat()
+    assert client.calls == [10, 10, 5]
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert [(e["event"], e["messages"]) for e in warnings] == [
+        ("sqs_batch_entries_failed", 10),
+        ("sqs_batch_entries_failed", 10),
+        ("sqs_batch_entries_failed", 5),
+    ]
+    assert owner.held() == 25  # still held: whoever holds them settles them as before
