@@ -25,14 +25,10 @@ from ecswatch.daemon.expose.service_gauges import (
     STALE_COUNT_INTERVALS,
     ServiceStateCollector,
 )
+from ecswatch.daemon.pipeline.fetcher import error_backoff, fetcher_threads
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Queue
-from ecswatch.daemon.pipeline.worker import (
-    WorkerPool,
-    deleter_threads,
-    error_backoff,
-    fetcher_threads,
-)
+from ecswatch.daemon.pipeline.worker import WorkerPool, deleter_threads
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
 from ecswatch.daemon.state.service_journal import ServiceJournal

@@ -65,6 +65,9 @@ class Faults:
     #: a systemic fault: every DynamoDB request (any operation) answers HTTP 400 with this
     #: `__type`, e.g. ACCESS_DENIED, as when someone edits the task role
     dynamodb_error: str = ""
+    #: when set, `dynamodb_error` answers only requests naming one of these tables (a policy
+    #: losing one table's ARN); the other tables work
+    dynamodb_error_tables: tuple[str, ...] = ()
     #: the SQS side: these operations (e.g. "ReceiveMessage", "DeleteMessageBatch") answer
     #: HTTP 400 with `sqs_error` as `__type` (e.g. SQS_THROTTLED) for `sqs_share` of requests
     sqs_operations: tuple[str, ...] = ()
@@ -104,7 +107,7 @@ class FaultInjector:
         if faults.down:
             self._count("down")
             return _answer(start_response, "503 Service Unavailable", {"message": "down"})
-        error = self._systemic(target)
+        error = self._systemic(target, environ)
         if error is not None:
             body = {"__type": error, "message": "injected by ecswatch's emulator"}
             return _answer(start_response, "400 Bad Request", body)
@@ -129,7 +132,7 @@ class FaultInjector:
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
 
-    def _systemic(self, target: str) -> str | None:
+    def _systemic(self, target: str, environ: dict[str, Any]) -> str | None:
         """The `__type` to answer `target` with, when a configured error applies to it."""
         faults = self.faults
         if target.startswith("AmazonSQS.") and target.split(".", 1)[1] in faults.sqs_operations:
@@ -139,6 +142,8 @@ class FaultInjector:
                 self._count("sqs_error")
                 return faults.sqs_error
         if faults.dynamodb_error and target.startswith("DynamoDB_20120810."):
+            if faults.dynamodb_error_tables and _table(environ) not in faults.dynamodb_error_tables:
+                return None
             self._count("dynamodb_error")
             return faults.dynamodb_error
         return None
@@ -183,6 +188,16 @@ class FaultInjector:
     def _count(self, kind: str) -> None:
         with self._lock:
             self.injected[kind] += 1
+
+
+def _table(environ: dict[str, Any]) -> str:
+    """The TableName of a DynamoDB request; its body is put back for moto to read."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        return str(json.loads(body or b"{}").get("TableName", ""))
+    except ValueError:
+        return ""
 
 
 def _answer(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:

@@ -1,12 +1,15 @@
 """SIGTERM at the default timings (wait_time_seconds 20, shutdown_timeout 25): an idle process
 exits at once although its fetchers sit in a 20 s long poll; a busy one exits 0 within ECS's
-30 s stopTimeout with its writes finished, and nothing is lost."""
+30 s stopTimeout with its writes finished, and nothing is lost; and during an SQS brownout a
+process still exits within its shutdown_timeout."""
 
 from __future__ import annotations
 
 from ecswatch.dev.simulate import generate
 from tests.conftest import Stack, wait_for
 from tests.integration.daemon_process import DaemonProcess
+
+SHUTDOWN_TIMEOUT = 4
 
 
 def in_long_poll(stack: Stack) -> bool:
@@ -60,3 +63,28 @@ def test_busy_sigterm_finishes_the_writes_in_hand_and_exits_0_inside_the_stop_ti
     assert stack.stored() == stream.truth.final
     assert stack.dead_letters() == []
     assert second.terminate()[0] == 0
+
+
+def test_sigterm_during_an_sqs_brownout_still_exits_within_the_shutdown_timeout(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    """Every SQS call hangs from the signal on: giving back the prefetched messages and
+    flushing the deletes are bounded by the shared deadline, not by SQS's read timeout."""
+    stack.emulator.faults.stall_share = 1.0
+    stack.emulator.faults.stall_seconds = 2.0  # one worker, slow writes: the rest prefetched
+    stream = generate(tasks=3, copies=1, seed=22, container_instances=0)
+    env = stack.daemon_environment(
+        ECSWATCH_WORKERS_COUNT="1", ECSWATCH_WORKERS_SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT)
+    )
+    proc = DaemonProcess(env)
+    processes.append(proc)
+    wait_for(lambda: in_long_poll(stack), timeout=30)
+    stack.send(*stream.bodies())
+    wait_for(lambda: proc.metric("ecswatch_messages_received_total") >= 5, timeout=20)
+    stack.emulator.injector.delay_seconds = 30.0  # the brownout: every request hangs
+    try:
+        code, seconds = proc.terminate(timeout=60)
+    finally:
+        stack.emulator.injector.delay_seconds = 0.0
+    assert code == 0, proc.stderr_text()[-2000:]
+    assert seconds < SHUTDOWN_TIMEOUT + 2  # the release would wait for its 11 s read timeout

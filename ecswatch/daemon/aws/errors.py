@@ -1,5 +1,6 @@
 """Which AWS errors are whose fault, in one place: the item's (dead-letter it), the world's
-(systemic: pause and probe), or a passing one (transient: retry).
+(systemic: its route pauses, see daemon/pipeline/pause.py for the policy), or a passing one
+(transient: retry).
 
 Why it matters: a failure that belongs to the world (a revoked permission, a missing table,
 expired credentials, a throttling storm) looks like a failure of every message. Treating it as

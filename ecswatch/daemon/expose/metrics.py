@@ -121,7 +121,8 @@ class Metrics:
         )
         self.paused = Gauge(
             "ecswatch_paused",
-            "1 while the consumer is paused for a systemic fault (not receiving), by reason.",
+            "1 while a route (a table, or the DLQ) is paused for a systemic fault, by reason: "
+            "its messages are held, the other routes flow.",
             ["reason"],
             registry=registry,
         )

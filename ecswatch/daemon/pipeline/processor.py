@@ -2,9 +2,10 @@
 
 A message is deleted only once its fate is durable: applied, duplicate or stale (the item
 already holds that version or a newer one), ignored, or copied to the DLQ. A failure that is
-the world's, not the message's (errors.py), is `systemic`: the worker holds the message and
-pauses instead of letting its receive count run towards the redrive policy. Anything else is
-kept and SQS redelivers it; a redelivery of an applied event is then a harmless duplicate.
+the world's, not the message's (errors.py), is `systemic` on its route (fate.py): the pause
+policy (pause.py) holds the message instead of letting its receive count run towards the
+redrive policy. Anything else is kept and SQS redelivers it; a redelivery of an applied event
+is then a harmless duplicate.
 """
 
 from __future__ import annotations
@@ -159,7 +160,12 @@ class Processor:
             return self._invalid(message, Invalid(exc.reason, str(exc), event.detail_type))
         except Exception as exc:
             return self._failed(
-                message, event.detail_type, exc, arn=event.arn, version=event.version
+                message,
+                event.detail_type,
+                exc,
+                fate.RESOURCE_ROUTES[event.resource],
+                arn=event.arn,
+                version=event.version,
             )
         self._metrics.count_event(event.detail_type, result.outcome)
         if result.outcome is Outcome.APPLIED:
@@ -195,7 +201,7 @@ class Processor:
             death=counts.death.cause.value if counts and counts.death else None,
             phases=len(counts.phases) if counts else 0,
         )
-        return fate.DELETE
+        return fate.stored(event.resource)
 
     def _apply_service(self, message: Message, event: ServiceEvent, started: float) -> Fate:
         detail_type = detail_type_of(event)
@@ -208,7 +214,12 @@ class Processor:
             return self._invalid(message, Invalid(exc.reason, str(exc), detail_type))
         except Exception as exc:
             return self._failed(
-                message, detail_type, exc, arn=event.service_arn, event_id=event.event_id
+                message,
+                detail_type,
+                exc,
+                fate.SERVICE_ROUTE,
+                arn=event.service_arn,
+                event_id=event.event_id,
             )
         self._metrics.count_event(detail_type, outcome)
         if outcome is not Outcome.DUPLICATE:  # each event id counts once, in order or not
@@ -238,9 +249,11 @@ class Processor:
             outcome=str(outcome),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return fate.DELETE
+        return fate.written(fate.SERVICE_ROUTE)
 
-    def _failed(self, message: Message, detail_type: str, exc: Exception, **fields: object) -> Fate:
+    def _failed(
+        self, message: Message, detail_type: str, exc: Exception, route: str, **fields: object
+    ) -> Fate:
         """A write that failed past its retries and is not the item's fault: the world's.
         Logged at DEBUG: the pause logs once per transition, not once per message."""
         reason = systemic_reason(exc)
@@ -256,7 +269,7 @@ class Processor:
             reason=reason,
             **fields,
         )
-        return fate.systemic(reason)
+        return fate.systemic(reason, route, str(exc))
 
     def _invalid(self, message: Message, invalid: Invalid) -> Fate:
         self._metrics.count_event(invalid.detail_type, "invalid")
@@ -282,7 +295,7 @@ class Processor:
                 raise
             reason = systemic_reason(exc) or "rejected_request"
             log.debug("dead_letter_failed", error=type(exc).__name__, **fields)
-            return fate.systemic(reason)
+            return fate.systemic(reason, fate.DEAD_LETTER_ROUTE, str(exc))
         self._metrics.dead_lettered.labels(reason=invalid.reason).inc()
         log.warning("message_dead_lettered", **fields)
         return fate.DEAD_LETTERED

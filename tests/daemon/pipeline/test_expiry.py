@@ -56,7 +56,7 @@ def test_a_failed_start_replayed_after_its_item_expired_is_not_counted_again() -
     metrics = Metrics(registry)
     stopped = Message("m1", "r1", task_body(lastStatus="STOPPED", version=3))
     running = Message("m2", "r2", task_body(lastStatus="RUNNING", version=2))
-    assert processor(table, metrics, NOW).handle(stopped) is fate.DELETE
+    assert processor(table, metrics, NOW).handle(stopped) is fate.written(fate.TASK_ROUTE)
     assert failed_starts(registry)["service:web"] == 1
     table.items.clear()  # DynamoDB's TTL removed the STOPPED item after 7 days
 

@@ -1,5 +1,6 @@
-"""Pause and probe without a network: one transition per outage, no receive while paused, the
-failed message held (not released, not kept) and retried as the probe."""
+"""The pause policy without a network: a systemic failure pauses its route only, one line per
+transition, recovery only on evidence from that route, held messages never given back for the
+world's fault, bounded holding."""
 
 from __future__ import annotations
 
@@ -13,10 +14,34 @@ from structlog.testing import capture_logs
 from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.pipeline import fate
 from ecswatch.daemon.pipeline.fate import Fate
-from ecswatch.daemon.pipeline.pause import MAX_PROBE_SECONDS, Pause, probe_delay
+from ecswatch.daemon.pipeline.pause import (
+    MAX_PROBE_SECONDS,
+    MAX_TRIPS_PER_MESSAGE,
+    Pause,
+    Verdict,
+    probe_delay,
+)
 from ecswatch.daemon.pipeline.queue import Message
 from ecswatch.daemon.pipeline.worker import WorkerPool
-from tests.daemon.pipeline.test_worker import Clock, FakeQueue, messages
+from tests.daemon.pipeline.test_worker import Clock, FakeQueue
+
+TASK, INSTANCE = fate.TASK_ROUTE, fate.CONTAINER_INSTANCE_ROUTE
+DENIED = "access_denied"
+
+
+def denied(route: str) -> Fate:
+    return fate.systemic(DENIED, route)
+
+
+def msg(i: int, body: str = TASK) -> Message:
+    return Message(f"m{i}", f"rh{i}", body)
+
+
+def pause_for(registry: CollectorRegistry | None = None, **kwargs: Any) -> tuple[Pause, Clock]:
+    clock = Clock()
+    return Pause(
+        Metrics(registry or CollectorRegistry()), clock=clock, rng=lambda: 1.0, **kwargs
+    ), clock
 
 
 def test_probe_delay_grows_and_is_capped() -> None:
@@ -29,40 +54,126 @@ def test_probe_delay_grows_and_is_capped() -> None:
 
 def test_one_warning_per_transition_and_the_gauge_follows() -> None:
     """Many failures in one outage give one 'paused' line and one 'resumed' line."""
-    registry, clock = CollectorRegistry(), Clock()
-    pause = Pause(Metrics(registry), clock=clock, rng=lambda: 1.0)
-    gauge = {"reason": "access_denied"}
+    registry = CollectorRegistry()
+    pause, clock = pause_for(registry)
+    gauge = {"reason": DENIED}
     assert registry.get_sample_value("ecswatch_paused", gauge) == 0
     with capture_logs() as logs:
-        assert pause.settled(fate.systemic("access_denied"), probe=False)
-        assert not pause.settled(fate.systemic("access_denied"), probe=False)
+        assert pause.settled(msg(0), denied(TASK), probe=False, epoch=0).verdict is Verdict.HELD
+        epoch = pause.epoch
+        assert pause.settled(msg(1), denied(TASK), probe=False, epoch=epoch).verdict is Verdict.HELD
         assert registry.get_sample_value("ecswatch_paused", gauge) == 1
-        assert not pause.take_probe()  # the first probe waits its backoff
+        assert pause.take_probe() is None  # the first probe waits its backoff
         clock.now += 0.5
-        assert pause.take_probe()
-        assert not pause.take_probe()  # one probe at a time
-        pause.settled(fate.systemic("access_denied"), probe=True)
+        probe = pause.take_probe()
+        assert probe == msg(0)
+        assert pause.take_probe() is None  # one probe per route at a time
+        pause.settled(probe, denied(TASK), probe=True, epoch=epoch)
         clock.now += 1.0
-        assert pause.take_probe()
-        pause.settled(fate.DELETE, probe=True)
+        probe = pause.take_probe()
+        assert probe == msg(1)
+        done = pause.settled(probe, fate.written(TASK), probe=True, epoch=epoch)
+    assert done.verdict is Verdict.DELETE and done.requeue == [msg(0)]
     assert not pause.paused
     assert registry.get_sample_value("ecswatch_paused", gauge) == 0
-    assert [(e["event"], e["log_level"]) for e in logs] == [
-        ("consumer_paused", "warning"),
-        ("consumer_resumed", "warning"),
+    assert [(e["event"], e["log_level"], e.get("route")) for e in logs] == [
+        ("consumer_paused", "warning", TASK),
+        ("consumer_resumed", "warning", TASK),
     ]
 
 
-class Outage:
-    """A processor for which the world is broken until `heal` is set."""
+def test_only_a_write_to_the_broken_route_ends_its_pause() -> None:
+    """Ignored, expired, other tables' writes and the DLQ prove nothing about a broken table."""
+    pause, _ = pause_for()
+    pause.settled(msg(0), denied(INSTANCE), probe=False, epoch=0)
+    epoch = pause.epoch
+    for i, other in enumerate(
+        [fate.DELETE, fate.written(TASK), fate.written(fate.SERVICE_ROUTE), fate.DEAD_LETTERED]
+    ):
+        assert pause.settled(msg(10 + i), other, probe=False, epoch=epoch).verdict is Verdict.DELETE
+        assert pause.paused
+    resumed = pause.settled(msg(20, INSTANCE), fate.written(INSTANCE), probe=False, epoch=epoch)
+    assert not pause.paused
+    assert resumed.requeue == [msg(0)]
 
-    def __init__(self) -> None:
-        self.heal = threading.Event()
+
+def test_a_write_taken_before_the_route_broke_is_no_evidence() -> None:
+    """A success that may have been written before the fault began does not resume."""
+    pause, _ = pause_for()
+    before = pause.epoch
+    pause.settled(msg(0), denied(TASK), probe=False, epoch=before)
+    pause.settled(msg(1), fate.written(TASK), probe=False, epoch=before)
+    assert pause.paused
+
+
+def test_a_straggler_failing_after_recovery_does_not_pause_again() -> None:
+    """A write taken during the outage that fails after it ended goes back to the workers."""
+    pause, _ = pause_for()
+    pause.settled(msg(0), denied(TASK), probe=False, epoch=0)
+    during = pause.epoch
+    pause.settled(msg(1), fate.written(TASK), probe=False, epoch=during)
+    with capture_logs() as logs:
+        late = pause.settled(msg(2), denied(TASK), probe=False, epoch=during)
+    assert late.verdict is Verdict.RETRY
+    assert not pause.paused and logs == []
+
+
+def test_a_message_that_alone_breaks_its_route_is_given_back_after_three_pauses() -> None:
+    """Poison misread as systemic: others succeed on its route, so it trips, then is kept."""
+    pause, _ = pause_for()
+    poison = msg(0)
+    given_back = []
+    for i in range(MAX_TRIPS_PER_MESSAGE):
+        assert pause.settled(poison, denied(TASK), probe=False, epoch=pause.epoch).verdict is (
+            Verdict.HELD
+        )
+        other = pause.settled(msg(100 + i), fate.written(TASK), probe=False, epoch=pause.epoch)
+        given_back.append(list(other.give_back))
+    assert given_back == [[], [], [poison]]
+    assert not pause.paused and not pause.watching
+
+
+def test_held_messages_of_a_real_outage_never_trip() -> None:
+    """When others fail on the route too, however many outages, nothing is given back."""
+    pause, _ = pause_for()
+    first = msg(0)
+    for i in range(MAX_TRIPS_PER_MESSAGE * 2):
+        epoch = pause.epoch
+        assert pause.settled(first, denied(TASK), probe=False, epoch=epoch).verdict is Verdict.HELD
+        pause.settled(msg(50 + i), denied(TASK), probe=False, epoch=epoch)
+        pause.settled(msg(100 + i), fate.written(TASK), probe=False, epoch=pause.epoch)
+        assert not pause.paused
+
+
+def test_past_the_held_limit_receiving_stops_until_a_route_recovers() -> None:
+    """Holding is bounded: at the limit no more receives, one line each way."""
+    pause, _ = pause_for(limit=3)
+    with capture_logs() as logs:
+        for i in range(3):
+            assert pause.receiving
+            pause.settled(msg(i), denied(TASK), probe=False, epoch=0)
+        assert not pause.receiving
+        pause.settled(msg(9), fate.written(TASK), probe=False, epoch=pause.epoch)
+    assert pause.receiving
+    assert [e["event"] for e in logs] == [
+        "consumer_paused",
+        "receiving_paused",
+        "consumer_resumed",
+        "receiving_resumed",
+    ]
+
+
+class Routes:
+    """A processor for which the routes named in `broken` fail with AccessDenied."""
+
+    def __init__(self, *broken: str) -> None:
+        self.broken = set(broken)
         self.calls: list[str] = []
 
     def handle(self, message: Message) -> Fate:
         self.calls.append(message.message_id)
-        return fate.DELETE if self.heal.is_set() else fate.systemic("access_denied")
+        route = message.body
+        return denied(route) if route in self.broken else fate.written(route)
 
 
 class CountingQueue(FakeQueue):
@@ -72,12 +183,24 @@ class CountingQueue(FakeQueue):
 
     def receive(self, **kwargs: Any) -> list[Message]:
         self.receives += 1
+        if not self.batches:
+            time.sleep(0.05)  # an empty long poll takes time
         return super().receive(**kwargs)
 
 
-def test_a_systemic_failure_pauses_receiving_and_holds_the_message_until_a_probe_succeeds() -> None:
-    """While paused: no ReceiveMessage, the message neither released nor kept; after: deleted."""
-    queue, processor = CountingQueue([messages(1)]), Outage()
+def wait_until(predicate: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert predicate()
+
+
+def test_a_broken_route_holds_its_messages_while_the_others_flow() -> None:
+    """Task table denied: instance events are written and deleted, task events held (neither
+    released nor kept), and deleted once the table answers again."""
+    tasks = [msg(i, TASK) for i in range(3)]
+    instances = [msg(i, INSTANCE) for i in range(3, 6)]
+    queue, processor = CountingQueue([tasks + instances]), Routes(TASK)
     registry = CollectorRegistry()
     pool = WorkerPool(
         queue,  # type: ignore[arg-type]
@@ -90,20 +213,34 @@ def test_a_systemic_failure_pauses_receiving_and_holds_the_message_until_a_probe
         abort=threading.Event(),
     )
     pool.start()
-    deadline = time.monotonic() + 10
-    while len(processor.calls) < 3 and time.monotonic() < deadline:  # tripped, then probed
-        time.sleep(0.02)
-    assert pool.pause.paused
+    wait_until(lambda: sorted(queue.deleted) == ["m3", "m4", "m5"])
+    assert pool.pause.paused and pool.pause.held() == 3
     receives = queue.receives
-    time.sleep(1.0)
-    assert queue.receives == receives  # nothing received while paused
-    assert queue.visibility == [] and queue.deleted == []  # held: not released, not deleted
-    assert registry.get_sample_value("ecswatch_messages_in_flight") == 1
-    processor.heal.set()
-    while queue.deleted != ["m0"] and time.monotonic() < deadline + 10:
-        time.sleep(0.02)
-    assert queue.deleted == ["m0"]
+    wait_until(lambda: queue.receives > receives)  # still receiving: only a route is paused
+    assert queue.visibility == []  # held: not released, not kept
+    assert registry.get_sample_value("ecswatch_messages_in_flight") == 3
+    processor.broken.clear()
+    wait_until(lambda: len(queue.deleted) == 6)
     assert not pool.pause.paused
-    assert set(processor.calls) == {"m0"}
     assert pool.shutdown(time.monotonic() + 5)
-    assert queue.receives > receives  # receiving again after the pause
+    assert sorted(queue.deleted) == [f"m{i}" for i in range(6)]
+
+
+def test_held_messages_are_given_back_at_shutdown() -> None:
+    """A stop during a partial outage makes the held messages visible again at once."""
+    queue = CountingQueue([[msg(0, TASK), msg(1, INSTANCE)]])
+    pool = WorkerPool(
+        queue,  # type: ignore[arg-type]
+        Routes(TASK),  # type: ignore[arg-type]
+        Metrics(CollectorRegistry()),
+        count=1,
+        wait_time_seconds=0,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+    pool.start()
+    wait_until(lambda: queue.deleted == ["m1"] and pool.pause.held() == 1)
+    assert pool.shutdown(time.monotonic() + 5)
+    assert ("m0", 0) in queue.visibility or ("m0", 3) in queue.visibility
+    assert pool.inflight.held() == 0

@@ -17,14 +17,14 @@ from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.pipeline import fate
 from ecswatch.daemon.pipeline.deleter import Deleter
 from ecswatch.daemon.pipeline.fate import Fate
-from ecswatch.daemon.pipeline.inflight import InFlight
-from ecswatch.daemon.pipeline.queue import Message
-from ecswatch.daemon.pipeline.worker import (
+from ecswatch.daemon.pipeline.fetcher import (
     MAX_ERROR_BACKOFF_SECONDS,
-    WorkerPool,
     error_backoff,
     fetcher_threads,
 )
+from ecswatch.daemon.pipeline.inflight import InFlight
+from ecswatch.daemon.pipeline.queue import Message
+from ecswatch.daemon.pipeline.worker import WorkerPool
 
 
 class FakeQueue:
