@@ -10,9 +10,10 @@ twice. The gauge `ecswatch_messages_in_flight` is the size of `_held`, set under
 Safety of deletion: a message is handed over only once its fate is durable (processor.py) and
 stays held (heartbeated) until the delete returned, so a crash or a failed delete only means a
 redelivery, which the conditional write classifies as a duplicate.
-An extension SQS refuses for one entry (past its 12-hour visibility cap, or a receipt handle it
-no longer knows) is not asked again: the message becomes visible at its timeout and is
-redelivered (docs/guarantees.md); a call that failed as a whole is tried again at the next tick.
+An extension SQS refuses for one entry as the sender's fault (past its 12-hour visibility cap,
+a receipt handle it no longer knows) is not asked again: the message becomes visible at its
+timeout and is redelivered (docs/guarantees.md); what failed on SQS's side (a whole call, or
+entries still failing after their resends) is tried again at the next tick.
 """
 
 from __future__ import annotations
@@ -189,15 +190,14 @@ class InFlight:
         return refused, failed
 
     def _extend(self, chunk: list[Message]) -> tuple[set[str], set[str]]:
-        """(refused, failed): handles SQS refused one by one, or all of `chunk` if the call
-        failed as a whole."""
+        """(refused, failed) handles: refused as the sender's fault entry by entry, failed on
+        SQS's side (all of `chunk` when the call failed as a whole)."""
         try:
-            return {
-                m.receipt_handle for m in self._queue.change_visibility(chunk, self._visibility)
-            }, set()
+            refused, failed = self._queue.set_visibility(chunk, self._visibility)
         except Exception as exc:  # tried again at the next tick
             log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
             return set(), {m.receipt_handle for m in chunk}
+        return {m.receipt_handle for m in refused}, {m.receipt_handle for m in failed}
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ route is broken for that reason, steady for the whole outage; /readyz answers 50
 
 Thread-safety: every decision is made under one lock. The hot path reads two attributes
 without it: `watching` (False: nothing is broken and no message has tripped, so a success only
-needs deleting) and `epoch` (a counter of route transitions, read when a message is taken).
+needs deleting) and `epoch` (a counter of route transitions, read once a message is taken and
+before its write starts, so a success whose epoch is at or past a break was written after it).
 A stale `watching` can only be read by a message taken before the break it misses, whose
 success is no evidence anyway; a stale `epoch` is older, so it only makes a success count as
 evidence later, never sooner.

@@ -83,15 +83,25 @@ class Queue:
 
     def delete(self, messages: Sequence[Message]) -> list[Message]:
         """Delete in batches of ten; returns the messages SQS did not delete."""
-        return self._batched(
+        refused, failed = self._batched(
             "DeleteMessageBatch",
             self._client.delete_message_batch,
             messages,
             lambda m: {"ReceiptHandle": m.receipt_handle},
         )
+        return refused + failed
 
     def change_visibility(self, messages: Sequence[Message], seconds: int) -> list[Message]:
         """Extend (heartbeat) or, with 0, release messages; returns the ones that failed."""
+        refused, failed = self.set_visibility(messages, seconds)
+        return refused + failed
+
+    def set_visibility(
+        self, messages: Sequence[Message], seconds: int
+    ) -> tuple[list[Message], list[Message]]:
+        """Like change_visibility, telling apart the entries SQS refused as the sender's fault
+        (asking again is refused again: past the 12-hour cap, an unknown receipt handle) from
+        those that failed on its side."""
         return self._batched(
             "ChangeMessageVisibilityBatch",
             self._client.change_message_visibility_batch,
@@ -140,11 +150,12 @@ class Queue:
         call: Callable[..., dict[str, Any]],
         messages: Sequence[Message],
         entry: Callable[[Message], dict[str, Any]],
-    ) -> list[Message]:
+    ) -> tuple[list[Message], list[Message]]:
         """Batches of ten; entries that failed on SQS's side (SenderFault false: throttled,
         internal error) are sent again, alone in a smaller batch, up to ENTRY_ATTEMPTS times;
-        the caller gets the ones that still failed (a redelivery then makes them duplicates),
-        and one WARNING line per call says how many, with SQS's codes."""
+        the caller gets (refused as the sender's fault, still failed on SQS's side), and one
+        WARNING line per call says how many, with SQS's codes."""
+        refused: list[Message] = []
         failed: list[Message] = []
         codes: set[str] = set()
         for start in range(0, len(messages), BATCH):
@@ -161,17 +172,17 @@ class Queue:
                     if transient and attempt < ENTRY_ATTEMPTS:
                         retry.append(message)
                         continue
-                    failed.append(message)
+                    (failed if transient else refused).append(message)
                     codes.add(str(failure.get("Code")))
                 if not retry:
                     break
                 pending = retry
-        if failed:
+        if refused or failed:
             log.warning(
                 "sqs_batch_entries_failed",
                 operation=operation,
-                messages=len(failed),
+                messages=len(refused) + len(failed),
                 codes=sorted(codes),
-                message_ids=[m.message_id for m in failed[:BATCH]],
+                message_ids=[m.message_id for m in (refused + failed)[:BATCH]],
             )
-        return failed
+        return refused, failed

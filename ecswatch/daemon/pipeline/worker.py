@@ -149,19 +149,19 @@ class WorkerPool:
 
     def _next(self) -> tuple[Message, bool, int] | None:
         """The next message to work, whether it is a probe of a broken route, and the pause
-        policy's epoch when it was taken; None once stopping."""
+        policy's epoch once it was taken (its write starts after: see pause.py); None once
+        stopping."""
         name = threading.current_thread().name
         pause = self.pause
         while not self.stopping.is_set():
             self._tick(name)
-            epoch = pause.epoch
             probe = pause.take_probe()
             if probe is not None:
-                return probe, True, epoch
+                return probe, True, pause.epoch
             wait = pause.seconds_to_probe(POLL_SECONDS)
             message = self.buffer.take(max(MIN_WAIT_SECONDS, wait))
             if message is not None:
-                return message, False, epoch
+                return message, False, pause.epoch
         return None
 
     def _settle(self, message: Message, outcome: Fate, *, probe: bool, epoch: int) -> None:

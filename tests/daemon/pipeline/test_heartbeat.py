@@ -54,3 +54,32 @@ def test_past_the_visibility_cap_each_message_is_asked_once_and_logged_once_per_
         ("sqs_batch_entries_failed", 5),
     ]
     assert owner.held() == 25  # still held: whoever holds them settles them as before
+
+
+class FailingOnSqsSide(PastTheCap):
+    """Every entry fails on SQS's side (SenderFault false) until `healed`."""
+
+    healed = False
+
+    def change_message_visibility_batch(self, **request: Any) -> dict[str, Any]:
+        entries = request["Entries"]
+        self.calls.append(len(entries))
+        if self.healed:
+            return {"Successful": [{"Id": e["Id"]} for e in entries], "Failed": []}
+        failure = {"SenderFault": False, "Code": "InternalError", "Message": "try again"}
+        return {"Successful": [], "Failed": [{"Id": e["Id"], **failure} for e in entries]}
+
+
+def test_an_extension_that_failed_on_sqs_side_is_asked_again_at_the_next_tick() -> None:
+    """SQS's own failures are not the cap: the held message is extended once SQS answers."""
+    client, clock = FailingOnSqsSide(), Clock()
+    queue = Queue(client, "https://queue", retrier=Retrier(QUEUE_OP, abort=threading.Event()))
+    owner = InFlight(queue, Metrics(CollectorRegistry()), visibility_timeout=30, clock=clock)
+    owner.received(messages(1))
+    clock.now += 10
+    owner.beat()  # three sends of the entry, all failed
+    client.healed = True
+    clock.now += 1
+    owner.beat()
+    assert client.calls == [1, 1, 1, 1]
+    assert owner.due() == []  # extended: due again only a third of the visibility later

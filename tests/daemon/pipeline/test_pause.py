@@ -4,7 +4,6 @@ world's fault, bounded holding."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -22,8 +21,7 @@ from ecswatch.daemon.pipeline.pause import (
     probe_delay,
 )
 from ecswatch.daemon.pipeline.queue import Message
-from ecswatch.daemon.pipeline.worker import WorkerPool
-from tests.daemon.pipeline.test_worker import Clock, FakeQueue
+from tests.daemon.pipeline.test_worker import Clock, FakeQueue, pool_for
 
 TASK, INSTANCE = fate.TASK_ROUTE, fate.CONTAINER_INSTANCE_ROUTE
 DENIED = "access_denied"
@@ -202,16 +200,7 @@ def test_a_broken_route_holds_its_messages_while_the_others_flow() -> None:
     instances = [msg(i, INSTANCE) for i in range(3, 6)]
     queue, processor = CountingQueue([tasks + instances]), Routes(TASK)
     registry = CollectorRegistry()
-    pool = WorkerPool(
-        queue,  # type: ignore[arg-type]
-        processor,  # type: ignore[arg-type]
-        Metrics(registry),
-        count=2,
-        wait_time_seconds=0,
-        max_messages=10,
-        visibility_timeout=60,
-        abort=threading.Event(),
-    )
+    pool = pool_for(queue, processor, count=2, metrics=Metrics(registry))
     pool.start()
     wait_until(lambda: sorted(queue.deleted) == ["m3", "m4", "m5"])
     assert pool.pause.paused and pool.pause.held() == 3
@@ -229,16 +218,7 @@ def test_a_broken_route_holds_its_messages_while_the_others_flow() -> None:
 def test_held_messages_are_given_back_at_shutdown() -> None:
     """A stop during a partial outage makes the held messages visible again at once."""
     queue = CountingQueue([[msg(0, TASK), msg(1, INSTANCE)]])
-    pool = WorkerPool(
-        queue,  # type: ignore[arg-type]
-        Routes(TASK),  # type: ignore[arg-type]
-        Metrics(CollectorRegistry()),
-        count=1,
-        wait_time_seconds=0,
-        max_messages=10,
-        visibility_timeout=60,
-        abort=threading.Event(),
-    )
+    pool = pool_for(queue, Routes(TASK), count=1)
     pool.start()
     wait_until(lambda: queue.deleted == ["m1"] and pool.pause.held() == 1)
     assert pool.shutdown(time.monotonic() + 5)

@@ -47,6 +47,11 @@ class FakeQueue:
         self.visibility += [(m.message_id, seconds) for m in messages]
         return []
 
+    def set_visibility(
+        self, messages: Sequence[Message], seconds: int
+    ) -> tuple[list[Message], list[Message]]:
+        return [], self.change_visibility(messages, seconds)
+
 
 def messages(n: int) -> list[Message]:
     return [Message(f"m{i}", f"rh{i}", "{}") for i in range(n)]
