@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from compare import (
     wait_url,
 )
 from scale_org import Org
-from scale_report import print_growth, print_row
+from scale_report import print_goals, print_growth, print_row
 
 from ecswatch.config import Config, override
 from ecswatch.daemon.aws.clients import make_client
@@ -209,6 +210,15 @@ def command(env: dict[str, str], *argv: str) -> dict[str, float]:
     return {"seconds": time.monotonic() - started, "cpu_seconds": cpu, "peak_rss_mib": peak}
 
 
+def attempt(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """A measurement, or why it failed: a long run keeps its other figures."""
+    try:
+        return measure(*args)
+    except Exception as exc:
+        print(f"  {measure.__name__}{args[1:]} failed: {exc}", file=sys.stderr, flush=True)
+        return {"error": str(exc)[-500:]}
+
+
 def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None) -> dict[str, Any]:
     emu.reset()
     bench = Bench(sqs_url, emu.url, 0, 400)
@@ -233,16 +243,18 @@ def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None
     }
     row["gauges_read"] = rescan_cost(dynamodb, tables["service"])
     arn = dynamodb.scan(TableName=tables["task"], Limit=1)["Items"][0]["taskArn"]["S"]
-    row["report"] = command(env, "report")
-    row["task_by_arn"] = command(env, "task", arn)
-    row["task_by_id"] = command(env, "task", arn.rsplit("/", 1)[1])
+    row["report"] = attempt(command, env, "report")
+    row["task_by_arn"] = attempt(command, env, "task", arn)
+    row["task_by_id"] = attempt(command, env, "task", arn.rsplit("/", 1)[1])
     if large:
-        row["passes"] = [dict(reconcile_pass(env, clusters, large["rate"]), stored_tasks=stored)]
+        row["passes"] = [dict(attempt(reconcile_pass, env, clusters, large["rate"]),
+                              stored_tasks=stored)]  # fmt: skip
         more = Org(org.services, max(1, large["stopped"] // org.services))
         stored += scale_org.put_items(
             dynamodb, tables["task"], scale_org.task_items(more, {}, status="STOPPED")
         )
-        row["passes"].append(dict(reconcile_pass(env, clusters, 100.0), stored_tasks=stored))
+        row["passes"].append(dict(attempt(reconcile_pass, env, clusters, 100.0),
+                                  stored_tasks=stored))  # fmt: skip
     return row
 
 
@@ -275,6 +287,7 @@ def main() -> int:
             fastaws.terminate()
     if len(rows) > 1:
         print_growth(rows[0], rows[-1])
+    print_goals(rows[-1])
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "processor": platform.processor()}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)

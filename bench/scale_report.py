@@ -28,10 +28,16 @@ def print_row(row: dict[str, Any]) -> None:
     ]  # fmt: skip
     for what in ("report", "task_by_arn", "task_by_id"):
         c = row[what]
+        if "error" in c:
+            lines.append((f"ecswatch {what}", f"failed: {c['error'][-200:]}"))
+            continue
         lines.append((f"ecswatch {what.replace('_by_', ' by ')} ({row['stored_tasks']:,} stored)",
                       f"{c['seconds']:.1f} s ({c['cpu_seconds']:.1f} s its own CPU), "
                       f"peak {c['peak_rss_mib']:.0f} MiB"))  # fmt: skip
     for p in row.get("passes", []):
+        if "error" in p:
+            lines.append(("reconcile pass", f"failed: {p['error'][-200:]}"))
+            continue
         lines.append((
             f"reconcile pass ({p['stored_tasks']:,} stored)",
             f"{p['tasks_listed']:,} ECS tasks, {p['fixes']:.0f} fixes; ECS calls "
@@ -63,3 +69,23 @@ def print_growth(small: dict[str, Any], large: dict[str, Any]) -> None:
             total = [total[0] + series, total[1] + size]
             print(f"| `{name}` | {series:.2f} | {size:.0f} |")
     print(f"| all | {total[0]:.1f} | {total[1]:.0f} |")
+
+
+def print_goals(row: dict[str, Any]) -> None:
+    """Issue 23's goals, judged on the largest size."""
+    r, g, passes = row["replica"], row["gauges_read"], row.get("passes", [])
+    peaks = [p["peak_rss_mib"] for p in passes if "peak_rss_mib" in p]
+    goals = [
+        ("/metrics <= 5 MB", r["metrics_bytes"] <= 5e6,
+         f"{r['metrics_bytes'] / 1e6:.1f} MB ({r['metrics_gzip_bytes'] / 1e6:.1f} MB gzipped)"),
+        ("/metrics rendered in <= 0.5 s", r["scrape_seconds_median"] <= 0.5,
+         f"{r['scrape_seconds_median']:.2f} s"),
+        ("replica RSS <= 200 MB", r["rss_mib"] * 1.048576 <= 200, f"{r['rss_mib']:.0f} MiB"),
+        ("gauges' reads <= 5 RCU/s per replica", g["rcu_per_second_now"] <= 5,
+         f"{g['rcu_per_second_now']:.2f} RCU/s (was {g['rcu_per_second_before']:.1f})"),
+        ("a pass's memory does not grow with stopped tasks",
+         len(peaks) == 2 and peaks[1] <= peaks[0] * 1.1, " -> ".join(f"{p:.0f} MiB" for p in peaks)),
+    ]  # fmt: skip
+    print(f"\n## Goals at {row['services']:,} services\n| goal | met | measured |\n|---|---|---|")
+    for goal, met, figure in goals:
+        print(f"| {goal} | {'yes' if met else 'no'} | {figure} |")
