@@ -18,6 +18,8 @@ from ecswatch.dev.simulate import generate
 from tests.conftest import Stack, http_get, make_clients, wait_for
 from tests.integration.daemon_process import DaemonProcess
 
+pytestmark = pytest.mark.slow
+
 VISIBILITY = 5
 MAX_RECEIVE_COUNT = 2
 OUTAGE_SECONDS = MAX_RECEIVE_COUNT * VISIBILITY + 2
