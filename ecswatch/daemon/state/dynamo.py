@@ -40,9 +40,13 @@ class EncodedItem(str):
     """An item already in DynamoDB's JSON wire format, as text: see `send_encoded_items`."""
 
 
+#: one compact encoder, built once (json.dumps with separators builds one per call)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_item(item: Mapping[str, Any]) -> EncodedItem:
     """`serialize_item`, as the JSON text of the request's Item (UnstorableEventError too)."""
-    return EncodedItem(json.dumps(serialize_item(item), separators=(",", ":")))
+    return EncodedItem(_compact(serialize_item(item)))
 
 
 def send_encoded_items(client: Any) -> None:
