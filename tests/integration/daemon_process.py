@@ -86,3 +86,35 @@ class DaemonProcess:
     def stderr_text(self) -> str:
         self._reader.join(timeout=5)
         return "".join(self.raw)
+
+
+def run_with_a_sigkill(
+    stack: Any,
+    deliveries: list[str],
+    processes: list[DaemonProcess],
+    *,
+    replicas: int,
+    kill_after: int,
+) -> tuple[DaemonProcess, list[DaemonProcess]]:
+    """The chaos run: `replicas` daemons (3 workers, 5 s visibility, DEBUG so the victim's
+    per-message lines say what it counted) take the first half; one is SIGKILLed after
+    `kill_after` messages and replaced; the rest is sent; returns (victim, survivors) once the
+    queue is empty."""
+    env = stack.daemon_environment(
+        ECSWATCH_WORKERS_COUNT="3", ECSWATCH_SQS_VISIBILITY_TIMEOUT="5", ECSWATCH_LOG_LEVEL="DEBUG"
+    )
+    started = [DaemonProcess(env) for _ in range(replicas)]
+    processes.extend(started)
+    for replica in started:
+        wait_for(lambda r=replica: http_get(f"http://127.0.0.1:{r.port}/readyz")[0] == 200)
+    half = len(deliveries) // 2
+    stack.send(*deliveries[:half])
+    victim = started[0]
+    wait_for(lambda: len(victim.events("message_processed")) >= kill_after, timeout=60)
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.wait()
+    replacement = DaemonProcess(env)
+    processes.append(replacement)
+    stack.send(*deliveries[half:])
+    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=240)
+    return victim, [*started[1:], replacement]

@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import random
-import signal
 import time
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from ecswatch.dev.emulator import Emulator
 from ecswatch.dev.simulate import generate
 from ecswatch.domain.events import KNOWN_DETAIL_TYPES, OTHER_DETAIL_TYPE
 from tests.conftest import Running, Stack, http_get, make_clients, wait_for
-from tests.integration.daemon_process import DaemonProcess
+from tests.integration.daemon_process import DaemonProcess, run_with_a_sigkill
 
 pytestmark = pytest.mark.slow
 STATE_CHANGES = ("ECS Task State Change", "ECS Container Instance State Change")
@@ -38,27 +37,9 @@ def test_replicas_with_one_sigkilled_mid_run_end_exact(
     rng = random.Random(31)
     deliveries = [b for b in stream.bodies() for _ in range(rng.choice((2, 3)))]
     rng.shuffle(deliveries)
-    # DEBUG: the victim's per-message lines say what it counted before it died.
-    env = stack.daemon_environment(
-        ECSWATCH_WORKERS_COUNT="3", ECSWATCH_SQS_VISIBILITY_TIMEOUT="5", ECSWATCH_LOG_LEVEL="DEBUG"
-    )
-    replicas = [DaemonProcess(env) for _ in range(3)]
-    processes.extend(replicas)
-    for replica in replicas:
-        wait_for(lambda r=replica: http_get(f"http://127.0.0.1:{r.port}/readyz")[0] == 200)
-    half = len(deliveries) // 2
-    stack.send(*deliveries[:half])
-    victim = replicas[0]
-    wait_for(lambda: len(victim.events("message_processed")) >= 50, timeout=60)
-    victim.proc.send_signal(signal.SIGKILL)
-    victim.wait()
-    replacement = DaemonProcess(env)
-    processes.append(replacement)
-    stack.send(*deliveries[half:])
-    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=240)
+    victim, survivors = run_with_a_sigkill(stack, deliveries, processes, replicas=3, kill_after=50)
 
     assert stack.stored() == stream.truth.final
-    survivors = [*replicas[1:], replacement]
     counted = sum(r.total("ecswatch_tasks_pending_to_stopped_total") for r in survivors)
     expected = sum(stream.truth.failed_starts.values())
     # The killed replica's counter died with it. What it counted is in its log lines (written

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, http_get, wait_for
+from tests.conftest import Stack
 from tests.deaths_stream import FAILURES, death_stream
-from tests.integration.daemon_process import DaemonProcess
+from tests.integration.daemon_process import DaemonProcess, run_with_a_sigkill
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
@@ -50,26 +49,7 @@ def test_two_replicas_a_sigkill_and_every_event_thrice_count_every_death_once(
     rng = random.Random(11)
     deliveries = [json.dumps(b) for b in truth.bodies for _ in range(3)]
     rng.shuffle(deliveries)
-    env = stack.daemon_environment(
-        ECSWATCH_WORKERS_COUNT=str(WORKERS),
-        ECSWATCH_SQS_VISIBILITY_TIMEOUT="5",
-        ECSWATCH_LOG_LEVEL="DEBUG",
-    )
-    replicas = [DaemonProcess(env) for _ in range(2)]
-    processes.extend(replicas)
-    for replica in replicas:
-        wait_for(lambda r=replica: http_get(f"http://127.0.0.1:{r.port}/readyz")[0] == 200)
-    half = len(deliveries) // 2
-    stack.send(*deliveries[:half])
-    victim = replicas[0]
-    wait_for(lambda: len(victim.events("message_processed")) >= 60, timeout=60)
-    victim.proc.send_signal(signal.SIGKILL)
-    victim.wait()
-    replacement = DaemonProcess(env)
-    processes.append(replacement)
-    stack.send(*deliveries[half:])
-    wait_for(lambda: stack.queue_counts() == (0, 0), timeout=240)
-    survivors = [replicas[1], replacement]
+    victim, survivors = run_with_a_sigkill(stack, deliveries, processes, replicas=2, kill_after=60)
     lost = logged(victim, truth.deployment_ids)
 
     def total(name: str, *labels: str) -> Counter[tuple[str, ...]]:
