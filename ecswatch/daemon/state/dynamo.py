@@ -73,8 +73,10 @@ def _take_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
 
 def _splice_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     item = context.get("ecswatch_item")
-    if item is not None:  # the body is a JSON object: {..."TableName":"t"...}
-        params["body"] = params["body"][:-1] + b',"Item":' + item.encode() + b"}"
+    if item is not None:  # the body is a JSON object, `{"TableName":"t",...}` or `{}`
+        body: bytes = params["body"]
+        comma = b"," if body.rstrip() != b"{}" else b""
+        params["body"] = body.rstrip()[:-1] + comma + b'"Item":' + item.encode() + b"}"
 
 
 def _attribute(value: Any) -> dict[str, Any]:

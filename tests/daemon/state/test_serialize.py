@@ -100,3 +100,12 @@ def test_an_encoded_item_is_sent_as_botocore_would_send_the_item() -> None:
         client.put_item(**request, Item=encode_item(item))
         assert bodies[-1] == bodies[-2]
         assert bodies[-1]["Item"] == serialize_item(item)
+
+
+def test_an_encoded_item_alone_makes_a_well_formed_body() -> None:
+    """Spliced into an otherwise empty request, the Item still makes one JSON object."""
+    client = make_client("dynamodb", AwsConfig(region="us-east-1", endpoint_url="http://x:1"))
+    send_encoded_items(client)
+    bodies = sent_bodies(client)
+    client.put_item(Item=encode_item({"k": "v"}))
+    assert bodies == [{"Item": {"k": {"S": "v"}}}]
