@@ -20,6 +20,7 @@ class Scenario:
     deliveries: list[str]  # SQS bodies, in delivery order
     final: dict[str, int] = field(default_factory=dict)  # arn -> highest version
     failed_starts: Counter[str] = field(default_factory=Counter)  # group -> tasks
+    stopped: Counter[tuple[str, str]] = field(default_factory=Counter)  # (group, started) -> tasks
 
 
 def _body(arn: str, version: int, status: str, group: str, started: bool) -> str:
@@ -55,6 +56,8 @@ def lifecycle(draw: st.DrawFn, scenario: Scenario, index: int) -> list[str]:
     scenario.final[arn] = len(path)
     if fails:
         scenario.failed_starts[group] += 1
+    if path[-1] == "STOPPED":
+        scenario.stopped[group, "true" if started else "false"] += 1
     return bodies
 
 

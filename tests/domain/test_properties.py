@@ -52,13 +52,19 @@ class NoQueue:
     dead_letter_queue_url = ""
 
 
-def failed_starts(registry: CollectorRegistry) -> Counter[str]:
-    counted: Counter[str] = Counter()
+def counted(registry: CollectorRegistry, name: str, *labels: str) -> Counter[Any]:
+    """A counter's samples summed by `labels` (one label: its value, else a tuple)."""
+    found: Counter[Any] = Counter()
     for metric in registry.collect():
         for sample in metric.samples:
-            if sample.name == "ecswatch_tasks_pending_to_stopped_total":
-                counted[sample.labels["group"]] += int(sample.value)
-    return counted
+            if sample.name == name:
+                key = tuple(sample.labels[label] for label in labels)
+                found[key if len(key) > 1 else key[0]] += int(sample.value)
+    return found
+
+
+def failed_starts(registry: CollectorRegistry) -> Counter[str]:
+    return counted(registry, "ecswatch_tasks_pending_to_stopped_total", "group")
 
 
 @settings(max_examples=300, deadline=None)
@@ -70,3 +76,6 @@ def test_any_order_and_duplication_gives_max_version_and_exact_count(scenario: S
         assert processor.handle(Message(f"m{i}", f"r{i}", body)).deletes
     assert {arn: item["version"] for arn, item in table.items.items()} == scenario.final
     assert failed_starts(registry) == scenario.failed_starts
+    assert counted(registry, "ecswatch_tasks_stopped_total", "group", "started") == (
+        scenario.stopped
+    )
