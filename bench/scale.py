@@ -120,16 +120,21 @@ def replica(env: dict[str, str], sqs: Any, bodies: list[str]) -> dict[str, float
         proc.send_signal(signal.SIGTERM)
         reap(proc)
     lines = text.decode().splitlines()
-    families: dict[str, list[int]] = {}
+    families: dict[str, dict[str, Any]] = {}
     for line in lines:
         if line and not line.startswith("#"):
             name = line.split("{", 1)[0].split(" ", 1)[0]
             for suffix in ("_bucket", "_count", "_sum", "_created", "_total"):
                 name = name.removesuffix(suffix)
-            family = families.setdefault(name, [0, 0])
-            family[0], family[1] = family[0] + 1, family[1] + len(line) + 1
+            family = families.setdefault(name, {"series": 0, "bytes": 0, "per": "replica"})
+            family["series"] += 1
+            family["bytes"] += len(line) + 1
+            if 'cluster="' in line and ('service="' in line or 'group="service:' in line):
+                family["per"] = "service"
+            elif 'cluster="' in line and family["per"] == "replica":
+                family["per"] = "cluster"
     return {
-        "families": {k: {"series": v[0], "bytes": v[1]} for k, v in sorted(families.items())},
+        "families": dict(sorted(families.items())),
         "events": len(bodies),
         "events_per_second": len(bodies) / seconds,
         "metrics_bytes": len(text),

@@ -50,25 +50,28 @@ def print_row(row: dict[str, Any]) -> None:
 
 
 def print_growth(small: dict[str, Any], large: dict[str, Any]) -> None:
-    """Series and bytes each added service costs, per metric (this organization's services
-    each saw every kind of event once; clusters grew with them, 100 services apiece)."""
-    added = large["services"] - small["services"]
+    """Series and bytes each added service (or cluster, 100 services apiece) costs, per metric,
+    from two sizes; every service here saw each kind of event once: a worst case."""
     before, after = small["replica"]["families"], large["replica"]["families"]
-    print(
-        f"\n## What each service adds to /metrics ({small['services']:,} -> {large['services']:,})"
-    )
-    print("| metric | series per service | bytes per service |\n|---|---|---|")
-    total = [0.0, 0.0]
-    for name, now in after.items():
-        was = before.get(name, {"series": 0, "bytes": 0})
-        series, size = (
-            (now["series"] - was["series"]) / added,
-            (now["bytes"] - was["bytes"]) / added,
-        )
-        if series >= 0.05:
+    for per, added in (
+        ("service", large["services"] - small["services"]),
+        ("cluster", -(-large["services"] // 100) + (small["services"] // -100)),
+    ):
+        if not added:
+            continue
+        print(f"\n## What each {per} adds to /metrics ({small['services']:,} -> "
+              f"{large['services']:,} services)")  # fmt: skip
+        print(f"| metric | series per {per} | bytes per {per} |\n|---|---|---|")
+        total = [0.0, 0.0]
+        for name, now in after.items():
+            was = before.get(name, {"series": 0, "bytes": 0})
+            if now["per"] != per:
+                continue
+            series = (now["series"] - was["series"]) / added
+            size = (now["bytes"] - was["bytes"]) / added
             total = [total[0] + series, total[1] + size]
-            print(f"| `{name}` | {series:.2f} | {size:.0f} |")
-    print(f"| all | {total[0]:.1f} | {total[1]:.0f} |")
+            print(f"| `{name}` | {series:.1f} | {size:,.0f} |")
+        print(f"| all | {total[0]:.1f} | {total[1]:,.0f} |")
 
 
 def print_goals(row: dict[str, Any]) -> None:
