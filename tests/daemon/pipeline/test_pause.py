@@ -224,3 +224,16 @@ def test_held_messages_are_given_back_at_shutdown() -> None:
     assert pool.shutdown(time.monotonic() + 5)
     assert ("m0", 0) in queue.visibility or ("m0", 3) in queue.visibility
     assert pool.inflight.held() == 0
+
+
+def test_no_receive_once_the_held_limit_is_reached() -> None:
+    """Holding is bounded: with the limit held for a broken route, ReceiveMessage stops."""
+    queue = CountingQueue([[msg(0, TASK), msg(1, TASK)]])
+    metrics = Metrics(CollectorRegistry())
+    pool = pool_for(queue, Routes(TASK), count=1, metrics=metrics, pause=Pause(metrics, limit=2))
+    pool.start()
+    wait_until(lambda: pool.pause.held() == 2)
+    receives = queue.receives
+    time.sleep(0.5)  # fetchers had every chance to receive the next batch
+    assert queue.receives == receives  # an empty receive takes 0.05 s: it would have gone on
+    assert pool.shutdown(time.monotonic() + 5)

@@ -23,6 +23,7 @@ from ecswatch.daemon.pipeline.fetcher import (
     fetcher_threads,
 )
 from ecswatch.daemon.pipeline.inflight import InFlight
+from ecswatch.daemon.pipeline.pause import Pause
 from ecswatch.daemon.pipeline.queue import Message
 from ecswatch.daemon.pipeline.worker import WorkerPool
 
@@ -127,7 +128,12 @@ def test_error_backoff_grows_with_jitter_and_is_capped() -> None:
 
 
 def pool_for(
-    queue: FakeQueue, processor: Any, *, count: int, metrics: Metrics | None = None
+    queue: FakeQueue,
+    processor: Any,
+    *,
+    count: int,
+    metrics: Metrics | None = None,
+    pause: Pause | None = None,
 ) -> WorkerPool:
     """A pool on fake SQS: no long poll, ten per receive, 60 s visibility."""
     return WorkerPool(
@@ -139,6 +145,7 @@ def pool_for(
         max_messages=10,
         visibility_timeout=60,
         abort=threading.Event(),
+        pause=pause,
     )
 
 
