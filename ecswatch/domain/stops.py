@@ -210,9 +210,7 @@ def _text(value: object) -> str:
 
 def containers_of(detail: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     containers = detail.get("containers")
-    if not isinstance(containers, list):
-        return []
-    return [c for c in containers if isinstance(c, Mapping)]
+    return [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
 
 
 def _exit_code(container: Mapping[str, Any]) -> int | None:
@@ -287,20 +285,17 @@ def start_phases(detail: Mapping[str, Any]) -> list[tuple[str, float]]:
     A missing time (EC2 events without pull times) or a negative phase skips that phase; a
     cached pull whose start and stop times are equal is a phase of 0 seconds.
     """
-    phases = []
-    for phase, start, end in PHASES:
-        began, ended = parse_time(detail.get(start)), parse_time(detail.get(end))
-        if began is None or ended is None:
-            continue
-        seconds = (ended - began).total_seconds()
-        if seconds >= 0:
-            phases.append((phase, seconds))
-    return phases
+    timed = ((phase, _seconds(detail, start, end)) for phase, start, end in PHASES)
+    return [(phase, seconds) for phase, seconds in timed if seconds is not None]
 
 
 def lifetime_seconds(detail: Mapping[str, Any]) -> float | None:
     """startedAt→stoppedAt of a task that reached RUNNING; None when unknown or negative."""
-    began, ended = parse_time(detail.get("startedAt")), parse_time(detail.get("stoppedAt"))
+    return _seconds(detail, "startedAt", "stoppedAt")
+
+
+def _seconds(detail: Mapping[str, Any], start: str, end: str) -> float | None:
+    began, ended = parse_time(detail.get(start)), parse_time(detail.get(end))
     if began is None or ended is None:
         return None
     seconds = (ended - began).total_seconds()
