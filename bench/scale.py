@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
@@ -263,6 +263,29 @@ def run_size(emu: Emulator, sqs_url: str, org: Org, large: dict[str, int] | None
     return row
 
 
+class Tee(io.TextIOBase):
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def describe_machine() -> dict[str, Any]:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), platform.processor())  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version(), "load_average_before": os.getloadavg()}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="500,5000", help="services per run, comma-separated")
@@ -276,28 +299,32 @@ def main() -> int:
     large = ({"ecs_clusters": 1, "stopped": 60, "rate": 50.0} if args.quick
              else {"ecs_clusters": 10, "stopped": args.stopped, "rate": 5.0})  # fmt: skip
     fastaws = None if args.quick or not find_fastaws() else emulator("fastaws", free_port(), 0)
-    rows = []
-    try:
-        with Emulator() as emu:
-            sqs_url = emu.url
+    rows, machine, began = [], describe_machine(), time.monotonic()
+    output = io.StringIO()  # the tables again, for the docs page
+    with contextlib.redirect_stdout(Tee(sys.stdout, output)):
+        try:
+            with Emulator() as emu:
+                sqs_url = emu.url
+                if fastaws is not None:
+                    sqs_url = f"http://127.0.0.1:{fastaws.args[2]}"
+                    wait_url(f"{sqs_url}/moto-api/")
+                for size in sizes:
+                    org = Org(size, 2 if args.quick else 10)
+                    large_run = large if size == max(sizes) else None
+                    rows.append(run_size(emu, sqs_url, org, large_run))
+                    print_row(rows[-1])
+        finally:
             if fastaws is not None:
-                sqs_url = f"http://127.0.0.1:{fastaws.args[2]}"
-                wait_url(f"{sqs_url}/moto-api/")
-            for size in sizes:
-                org = Org(size, 2 if args.quick else 10)
-                rows.append(run_size(emu, sqs_url, org, large if size == max(sizes) else None))
-                print_row(rows[-1])
-    finally:
-        if fastaws is not None:
-            fastaws.terminate()
-    if len(rows) > 1:
-        print_growth(rows[0], rows[-1])
-    print_goals(rows[-1])
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
-               "machine": platform.machine(), "processor": platform.processor()}  # fmt: skip
+                fastaws.terminate()
+        if len(rows) > 1:
+            print_growth(rows[0], rows[-1])
+        print_goals(rows[-1])
+        machine["load_average_after"] = os.getloadavg()
+        machine["run_minutes"] = round((time.monotonic() - began) / 60, 1)
+        print(f"\nMachine: {machine}.")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
-    print(f"\nmachine: {machine}; bench peak RSS {resource.getrusage(0).ru_maxrss / 1024:.0f} MiB")
+    (args.out / "scale.md").write_text(output.getvalue())
     return 0
 
 
