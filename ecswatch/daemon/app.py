@@ -29,6 +29,7 @@ from ecswatch.daemon.pipeline.fetcher import error_backoff, fetcher_threads
 from ecswatch.daemon.pipeline.processor import Processor
 from ecswatch.daemon.pipeline.queue import Queue
 from ecswatch.daemon.pipeline.worker import WorkerPool, deleter_threads
+from ecswatch.daemon.reconcile.guard import attempt_timeouts
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
 from ecswatch.daemon.state.service_journal import ServiceJournal
@@ -171,7 +172,7 @@ class Daemon:
             {"source": cfg.sqs.queue_url, "dead_letter": cfg.sqs.dead_letter_queue_url},
         )
         self._depth.start()
-        self._start_reconciler(dynamodb, store)
+        self._start_reconciler()
 
     def _service_gauges(self, dynamodb: object) -> ServiceStateCollector:
         """The per-service gauges: rescans, the journal of the other replicas' changes, and
@@ -194,19 +195,20 @@ class Daemon:
             forget=self.metrics.forget_services,
         )
 
-    def _start_reconciler(self, dynamodb: object, store: Store) -> None:
-        """Its own thread and ECS client: nothing in the pipeline waits on it."""
+    def _start_reconciler(self) -> None:
+        """Its own thread and clients (timeouts that fit its lease: reconcile/guard.py): nothing
+        in the pipeline waits on it, and it spends none of the pipeline's retry budget."""
         cfg = self.config
         metrics = ReconcileMetrics(
             self.metrics.registry, interval_seconds=cfg.reconcile.interval_seconds
         )
         if cfg.reconcile.interval_seconds <= 0:
             return
+        connect, read = attempt_timeouts(cfg.reconcile.lease_seconds)
         self._reconciler = Reconciler(
             cfg,
-            ecs=make_client("ecs", cfg.aws),
-            dynamodb=dynamodb,
-            store=store,
+            ecs=make_client("ecs", cfg.aws, connect_timeout=connect, read_timeout=read),
+            dynamodb=make_client("dynamodb", cfg.aws, connect_timeout=connect, read_timeout=read),
             metrics=metrics,
             count_task=self.metrics.tasks.count_task,
         )

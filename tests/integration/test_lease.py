@@ -49,3 +49,22 @@ def test_a_released_lease_is_taken_at_once(stack: Stack) -> None:
     assert not a.held()
     assert b.renew()
     assert b.state.last_success_at == clock.now - 5
+
+
+def test_every_takeover_raises_the_fencing_token_and_renewals_keep_it(stack: Stack) -> None:
+    """Tokens order holders: a renewal keeps its token, each takeover (after expiry or a
+    release) gets the next one, and a replica whose view is stale cannot reuse a token."""
+    clock = Clock()
+    a, b = leases(stack, clock)
+    assert a.renew() and a.token == 1
+    clock.now += 20
+    assert a.renew() and a.token == 1
+    clock.now += 31
+    assert b.renew() and b.token == 2  # a's lease expired
+    b.release()
+    c = Lease(stack.dynamodb, stack.config.dynamodb.service_table, "c", 30.0, clock=clock,
+              monotonic=clock)  # fmt: skip
+    assert a.renew() and a.token == 3  # a last saw token 1: it reads 2, then takes 3
+    clock.now += 31
+    assert c.renew() and c.token == 4  # never looked before: reads 3, takes 4
+    assert not a.renew() and not a.held()

@@ -17,7 +17,8 @@ from tests.integration.daemon_process import DaemonProcess
 from tests.integration.test_reconcile import ecs_with_tasks, put_task, task_arn
 from tests.integration.test_service_health import service_store
 
-FAST = {"interval_seconds": 1.0, "lease_seconds": 3.0, "max_api_calls_per_second": 50.0}
+# A 6 s lease: its requests time out within 2 s (guard.attempt_timeouts), ample on moto.
+FAST = {"interval_seconds": 1.0, "lease_seconds": 6.0, "max_api_calls_per_second": 50.0}
 
 
 def lease_item(stack: Stack) -> dict[str, object]:

@@ -20,7 +20,9 @@ USER_AGENT = (
 )
 
 
-def client_config(*, read_timeout: float, max_pool_connections: int = 10) -> BotoConfig:
+def client_config(
+    *, read_timeout: float, connect_timeout: float = 5, max_pool_connections: int = 10
+) -> BotoConfig:
     """botocore retries are off: daemon.aws.retry owns retrying, so nothing is retried twice.
 
     Client-side parameter validation is off too: it cost ~0.6 ms of CPU per PutItem (more than
@@ -30,7 +32,7 @@ def client_config(*, read_timeout: float, max_pool_connections: int = 10) -> Bot
     return BotoConfig(
         retries={"mode": "standard", "total_max_attempts": 1},
         parameter_validation=False,
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
@@ -39,7 +41,12 @@ def client_config(*, read_timeout: float, max_pool_connections: int = 10) -> Bot
 
 
 def make_client(
-    service: str, aws: AwsConfig, *, read_timeout: float = 10, max_pool_connections: int = 10
+    service: str,
+    aws: AwsConfig,
+    *,
+    read_timeout: float = 10,
+    connect_timeout: float = 5,
+    max_pool_connections: int = 10,
 ) -> Any:
     """A thread-safe client; raises botocore's NoRegionError when no region can be found."""
     session = boto3.session.Session()
@@ -47,7 +54,11 @@ def make_client(
         service,
         region_name=aws.region or None,
         endpoint_url=aws.endpoint_url or None,
-        config=client_config(read_timeout=read_timeout, max_pool_connections=max_pool_connections),
+        config=client_config(
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            max_pool_connections=max_pool_connections,
+        ),
     )
     drop_retry_handlers(client)
     return client

@@ -22,6 +22,8 @@ ECS listed for its clusters (~150 bytes each) and the few vanish candidates.
 from __future__ import annotations
 
 import functools
+import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,8 +33,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ecswatch.config import Config
-from ecswatch.daemon.aws.retry import Retrier
-from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi
+from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi, Stopping
 from ecswatch.daemon.state.dynamo import is_condition_failure, scan
 from ecswatch.daemon.state.store import Outcome, Store, WriteResult
 from ecswatch.domain import expiry
@@ -51,6 +53,12 @@ RECONCILE_EVENT_ID = "ecswatch-reconcile"
 GONE_REASON = "ecswatch reconcile: ECS no longer knows this resource"
 ADDED, CAUGHT_UP, MARKED_STOPPED = "added", "caught_up", "marked_stopped"
 FIX_KINDS = (ADDED, CAUGHT_UP, MARKED_STOPPED)
+#: how often, and with what backoff, BatchGetItem's UnprocessedKeys are sent again
+UNPROCESSED = WRITE
+
+
+class UnprocessedKeysError(Exception):
+    """DynamoDB kept leaving keys unprocessed (read throttling): this pass fails, the next tries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,7 @@ class Pass:
         on_fix: Callable[[Fix, WriteResult | None], None] = lambda fix, result: None,
         on_count: Callable[[Event, Before], None] = lambda event, before: None,
         checkpoint: Callable[[], None] = lambda: None,
+        stop: threading.Event | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._api = api
@@ -152,6 +161,7 @@ class Pass:
         self._on_fix = on_fix
         self._on_count = on_count
         self._checkpoint = checkpoint
+        self._stop = stop or threading.Event()
         self._now = now
         self.tally = Tally()
 
@@ -240,13 +250,24 @@ class Pass:
             }
         }
         found: dict[str, tuple[int, bool]] = {}
-        while request.get(table, {}).get("Keys"):
+        if not arns:
+            return found
+        for send in range(UNPROCESSED.attempts):
+            if send:  # read throttling: back off (full jitter) before sending the rest again
+                cap = min(UNPROCESSED.max_wait, UNPROCESSED.initial_wait * 2**send)
+                if self._stop.wait(random.uniform(0, cap)):
+                    raise Stopping
+                self._checkpoint()
             call = functools.partial(self._dynamodb.batch_get_item, RequestItems=request)
             response = self._read("BatchGetItem", call)
             for raw in response.get("Responses", {}).get(table, []):
                 found[raw[key]["S"]] = (int(raw["version"]["N"]), OWED_FROM in raw)
             request = response.get("UnprocessedKeys") or {}
-        return found
+            if not request.get(table, {}).get("Keys"):
+                return found
+        raise UnprocessedKeysError(
+            f"BatchGetItem left keys unprocessed {UNPROCESSED.attempts} times (read throttling)"
+        )
 
     def _mark_vanished(self, kind: Kind, listed: dict[str, set[str]]) -> None:
         """Items of these clusters the table shows alive that ECS did not list: confirm, mark."""
@@ -255,7 +276,7 @@ class Pass:
         table, key = self._tables[kind.resource], kind.resource.key
         fields = (key, "clusterArn", "version", kind.status_field, "eventTime")
         candidates: dict[str, list[dict[str, Any]]] = {}
-        for item in scan(self._dynamodb, table, fields):
+        for item in scan(self._dynamodb, table, fields, retrier=self._read):
             cluster = item.get("clusterArn")
             if not isinstance(cluster, str) or cluster not in listed:
                 continue  # another account's, region's or cluster's: never ours to judge

@@ -15,6 +15,13 @@ unexpired lease. The holder counts its lease from *before* sending the write and
 as replicas' clocks agree to within that margin (NTP on ECS keeps them to milliseconds).
 The item also carries when the last pass started and last succeeded, so a new holder keeps the
 fleet's rhythm (one pass per interval) and every replica exports the same last-success time.
+
+Fencing: a write still in flight when its sender lost the lease is the one way two holders can
+overlap (a paused process, a clock past the margin). Each takeover raises `leaseToken` by one,
+and only from the token it read (`#token = :seen`: two replicas taking over from the same
+holder cannot both get the same token), so tokens order holders; writes that no version
+guards (service counts) carry the token and refuse to replace a higher one (Kleppmann's
+fencing token).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class LeaseState:
     expires_at: float = 0.0
     last_pass_at: float = 0.0
     last_success_at: float = 0.0
+    token: int = 0  # raised by one at every takeover
 
 
 class Lease:
@@ -71,6 +79,15 @@ class Lease:
     def held(self) -> bool:
         return self._monotonic() < self._valid_until
 
+    def time_left(self) -> float:
+        """Seconds this replica may still work before it must have renewed."""
+        return self._valid_until - self._monotonic()
+
+    @property
+    def token(self) -> int:
+        """The fencing token of this holder's lease (meaningful while held)."""
+        return self.state.token
+
     def due(self) -> bool:
         """A holder renews every third of the lease, so two lost renewals still leave time."""
         return self._monotonic() - self._renewed_at >= self.lease_seconds / 3
@@ -79,26 +96,44 @@ class Lease:
         self, *, last_pass_at: float | None = None, last_success_at: float | None = None
     ) -> bool:
         """Take or extend the lease (recording a pass start/success); False if another holds it."""
+        taken = self._put(last_pass_at, last_success_at)
+        if not taken and self.state.owner != self.owner and self.state.expires_at < self._clock():
+            # Free, but its token moved since we last looked (a release, a takeover): once more
+            # from the token just read, so a released lease is taken at once.
+            taken = self._put(last_pass_at, last_success_at)
+        return taken
+
+    def _put(self, last_pass_at: float | None, last_success_at: float | None) -> bool:
         sent = self._monotonic()
         now = self._clock()
+        seen = self.state.token
         wanted = LeaseState(
             self.owner,
             now + self.lease_seconds,
             max(self.state.last_pass_at, last_pass_at or 0.0),
             max(self.state.last_success_at, last_success_at or 0.0),
+            seen if self.state.owner == self.owner else seen + 1,
+        )
+        # Ours still (owner = me), or expired and untouched since we read it (its token).
+        takeover = "#expires < :now AND " + (
+            "(attribute_not_exists(#token) OR #token = :seen)" if seen == 0 else "#token = :seen"
         )
         try:
             response = self._client.put_item(
                 TableName=self._table,
                 Item=_item(wanted),
                 ConditionExpression=(
-                    "attribute_not_exists(serviceArn) OR #owner = :me OR #expires < :now"
+                    f"attribute_not_exists(serviceArn) OR #owner = :me OR ({takeover})"
                 ),
-                ExpressionAttributeNames={"#owner": "leaseOwner", "#expires": "leaseExpiresAt"},
-                ExpressionAttributeValues={":me": {"S": self.owner}, ":now": _n(now)},
+                ExpressionAttributeNames={
+                    "#owner": "leaseOwner", "#expires": "leaseExpiresAt", "#token": "leaseToken"
+                },
+                ExpressionAttributeValues={
+                    ":me": {"S": self.owner}, ":now": _n(now), ":seen": {"N": str(seen)}
+                },
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            )  # fmt: skip
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise  # unknown outcome: still held until the last known deadline, no longer
@@ -112,6 +147,7 @@ class Lease:
             wanted.expires_at,
             max(wanted.last_pass_at, old.last_pass_at),
             max(wanted.last_success_at, old.last_success_at),
+            wanted.token,
         )
         self._renewed_at = sent
         self._valid_until = sent + self.lease_seconds - SAFETY_SECONDS
@@ -122,7 +158,9 @@ class Lease:
         if self.state.owner != self.owner:
             return
         self._valid_until = 0.0
-        released = LeaseState("", 0.0, self.state.last_pass_at, self.state.last_success_at)
+        released = LeaseState(
+            "", 0.0, self.state.last_pass_at, self.state.last_success_at, self.state.token
+        )
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -147,6 +185,7 @@ def _item(state: LeaseState) -> dict[str, Any]:
         "leaseExpiresAt": _n(state.expires_at),
         "lastPassAt": _n(state.last_pass_at),
         "lastSuccessAt": _n(state.last_success_at),
+        "leaseToken": {"N": str(state.token)},
     }
 
 
@@ -164,4 +203,5 @@ def _state(item: dict[str, Any] | None) -> LeaseState:
         number("leaseExpiresAt"),
         number("lastPassAt"),
         number("lastSuccessAt"),
+        int(number("leaseToken")),
     )

@@ -1,10 +1,12 @@
 """The daemon's reconciliation thread: holds the lease, runs a pass when one is due, stops on time.
 
 It never hurts the daemon: its own thread (nothing else waits on it: not /healthz, /readyz, nor
-event processing, which shares only DynamoDB with it), its own ECS rate budget, every wait on the
-stop event, and every exception logged and retried at the next tick. On stop it abandons the
-pass at the next call (drift.Pass checkpoints between calls) and releases the lease, so another
-replica takes over at once; a killed one's lease just expires.
+event processing), its own clients, its own Store with its own retry budget (a pass retrying
+under DynamoDB throttling never spends the pipeline's, which would pause the consumer), its own
+ECS rate budget, every wait on its own stop event, and every exception logged and retried at
+the next tick. Every request of a pass passes the lease's guard first (guard.py): on stop the
+pass ends at its next request (a sleeping retry wakes at once) and the lease is released, so
+another replica takes over at once; a killed one's lease just expires.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 import structlog
 
 from ecswatch.config import Config
-from ecswatch.daemon.aws.retry import WRITE, Retrier
+from ecswatch.daemon.aws.retry import WRITE, Retrier, RetryQuota
 from ecswatch.daemon.reconcile.drift import Fix, Pass
 from ecswatch.daemon.reconcile.ecs import ECS_READ, EcsApi, RateLimiter, Stopping
+from ecswatch.daemon.reconcile.guard import LeaseGuard
 from ecswatch.daemon.reconcile.lease import Lease
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.service_counts import ServiceCounts
@@ -46,15 +49,14 @@ class Reconciler:
         *,
         ecs: Any,
         dynamodb: Any,
-        store: Store,
         metrics: ReconcileMetrics,
         count_task: Callable[[Event, Before], WriteCounts | None],
         owner: str | None = None,
     ) -> None:
+        """`ecs` and `dynamodb`: clients of its own, built with `guard.attempt_timeouts`."""
         self._config = config
         self._settings = config.reconcile
         self._dynamodb = dynamodb
-        self._store = store
         self._metrics = metrics
         self._count_task = count_task
         self._stop = threading.Event()
@@ -66,21 +68,26 @@ class Reconciler:
             on_call=metrics.count_call,
             on_throttle=metrics.count_throttle,
         )
-        self._read_retrier = Retrier(WRITE, abort=self._stop)
+        #: the reconciler's own DynamoDB retry budget, apart from the pipeline's
+        self.retry_quota = RetryQuota()
+        self._retrier = Retrier(WRITE, abort=self._stop, quota=self.retry_quota)
+        self._store = Store(dynamodb, config.dynamodb.state_tables(), self._retrier)
         self.lease = Lease(
             dynamodb,
             config.dynamodb.service_table,
             owner or lease_owner(),
             self._settings.lease_seconds,
         )
+        self._guard = LeaseGuard(self.lease, self._stop, lambda: self._observe_lease(True, False))
+        self._guard.watch(ecs, dynamodb)
         self._services = ServiceCounts(
             self._api,
             dynamodb,
             config.dynamodb.service_table,
-            self._read_retrier,
+            self._retrier,
             idle_ttl_days=config.dynamodb.idle_service_ttl_days,
             window_ttl_days=config.dynamodb.stopped_task_ttl_days,
-            checkpoint=self._checkpoint,
+            checkpoint=self._guard.check,
         )
         self._thread = threading.Thread(target=self._run, name="ecswatch-reconciler", daemon=True)
 
@@ -147,19 +154,24 @@ class Reconciler:
             return "aborted"
         self._limiter.reset()
         drift = Pass(
-            self._api, self._dynamodb, self._store, self._config, self._read_retrier,
-            apply=True, on_fix=self._fixed, checkpoint=self._checkpoint, on_count=self._counted,
+            self._api, self._dynamodb, self._store, self._config, self._retrier,
+            apply=True, on_fix=self._fixed, checkpoint=self._guard.check, on_count=self._counted,
+            stop=self._stop,
         )  # fmt: skip
         calls_before = self._api.calls
-        log.info("reconcile_pass_started", owner=self.lease.owner, started_at=round(started, 3))
+        log.info("reconcile_pass_started", owner=self.lease.owner, started_at=round(started, 3),
+                 token=self.lease.token)  # fmt: skip
         result, error, services = "success", "", 0
         try:
-            clusters = drift.run(self._settings.cluster_list())
-            services = self._services.sync(clusters)
+            with self._guard.active():
+                clusters = drift.run(self._settings.cluster_list())
+                services = self._services.sync(clusters, token=self.lease.token)
         except Stopping:
             result = "aborted"
         except Exception as exc:
-            result, error = "failed", f"{type(exc).__name__}: {str(exc)[:300]}"
+            # A retry cut short by the stop ends in its last error: that is an abort too.
+            result = "aborted" if self._stop.is_set() else "failed"
+            error = f"{type(exc).__name__}: {str(exc)[:300]}"
         duration = time.time() - started
         if result == "success":
             self.lease.renew(last_success_at=time.time())
@@ -179,15 +191,6 @@ class Reconciler:
             **drift.tally.fixes,
         )
         return result
-
-    def _checkpoint(self) -> None:
-        if self._stop.is_set():
-            raise Stopping
-        if self.lease.due() and not self.lease.renew():
-            self._observe_lease(True, False)
-            raise Stopping
-        if not self.lease.held():
-            raise Stopping
 
     def _fixed(self, fix: Fix, result: WriteResult | None) -> None:
         if result is None or result.outcome is not Outcome.APPLIED:

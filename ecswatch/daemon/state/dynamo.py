@@ -4,6 +4,7 @@ hooks), the timed and retried write, condition failures, and the paged scan."""
 from __future__ import annotations
 
 import decimal
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -68,15 +69,17 @@ def send_encoded_items(client: Any) -> None:
 
 def _take_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     if isinstance(params.get("Item"), EncodedItem):
-        context["ecswatch_item"] = params.pop("Item")
+        context["ecswatch_item"] = params["Item"]
+        # An empty map in its place: a client that validates parameters (the default outside
+        # make_client) still finds the required Item, and the body has one `"Item": {}` to fill
+        # (botocore's json.dumps, default separators).
+        params["Item"] = {}
 
 
 def _splice_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     item = context.get("ecswatch_item")
-    if item is not None:  # the body is a JSON object, `{"TableName":"t",...}` or `{}`
-        body: bytes = params["body"]
-        comma = b"," if body.rstrip() != b"{}" else b""
-        params["body"] = body.rstrip()[:-1] + comma + b'"Item":' + item.encode() + b"}"
+    if item is not None:  # the only top-level "Item"; values' quotes inside strings are escaped
+        params["body"] = params["body"].replace(b'"Item": {}', b'"Item": ' + item.encode(), 1)
 
 
 def _attribute(value: Any) -> dict[str, Any]:
@@ -140,24 +143,29 @@ def scan(
     where: str = "",
     names: Mapping[str, str] | None = None,
     values: Mapping[str, str] | None = None,
+    retrier: Retrier | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every item (or those `where`, a FilterExpression over `names` and string `values`), only
     `fields`, plain Python values (numbers as decimal strings, maps and lists deep). Lazy: one
-    page (at most 1 MB) is held at a time, so a caller that stops early reads no further."""
+    page (at most 1 MB) is held at a time, so a caller that stops early reads no further. With
+    a `retrier`, each page is retried on its own (one throttled page fails nothing)."""
     aliases = {f"#f{i}": name for i, name in enumerate(fields)}
-    extra: dict[str, Any] = {}
+    request: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": ", ".join(aliases),  # GROUP and STATUS are reserved words
+        "ExpressionAttributeNames": {**aliases, **(names or {})},
+    }
     if where:
-        extra["FilterExpression"] = where
-        extra["ExpressionAttributeValues"] = {k: {"S": v} for k, v in (values or {}).items()}
-    pages = dynamodb.get_paginator("scan").paginate(
-        TableName=table,
-        ProjectionExpression=", ".join(aliases),  # GROUP and STATUS are reserved words
-        ExpressionAttributeNames={**aliases, **(names or {})},
-        **extra,
-    )
-    for page in pages:
+        request["FilterExpression"] = where
+        request["ExpressionAttributeValues"] = {k: {"S": v} for k, v in (values or {}).items()}
+    while True:
+        call = functools.partial(dynamodb.scan, **request)
+        page: dict[str, Any] = retrier("Scan", call) if retrier is not None else call()
         for raw in page.get("Items", []):
             yield plain_item(raw)
+        if not page.get("LastEvaluatedKey"):
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def plain_item(raw: Mapping[str, Any]) -> dict[str, Any]:
