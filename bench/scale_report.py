@@ -23,6 +23,9 @@ def print_row(row: dict[str, Any]) -> None:
         ("replica RSS after the events (peak)", f"{r['rss_mib']:.0f} MiB ({r['peak_rss_mib']:.0f})"),
         ("service table: one rescan", f"{g['items']:,} items, {g['bytes'] / 1e6:.2f} MB, "
                                       f"{g['rcu_per_rescan']:.0f} RCU"),
+        ("the replica's reads while the events went through",
+         ", ".join(f"{k} {v:,}" for k, v in sorted(r.get("dynamodb_reads", {}).items()))
+         + f" in {r['events'] / r['events_per_second']:.0f} s"),
         ("gauges' reads per replica: before / now",
          f"{g['rcu_per_second_before']:.2f} / {g['rcu_per_second_now']:.2f} RCU/s"),
     ]  # fmt: skip
