@@ -318,7 +318,7 @@ def main() -> int:
                 fastaws.terminate()
         if len(rows) > 1:
             print_growth(rows[0], rows[-1])
-        print_goals(rows[-1])
+        print_goals(rows)
         machine["load_average_after"] = os.getloadavg()
         machine["run_minutes"] = round((time.monotonic() - began) / 60, 1)
         print(f"\nMachine: {machine}.")
