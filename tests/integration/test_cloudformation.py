@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,9 @@ from cfnlint.decode import cfn_yaml
 
 from ecswatch.daemon.expose.metrics import OPERATIONS
 from ecswatch.daemon.reconcile.ecs import OPERATIONS as ECS_OPERATIONS
+from ecswatch.daemon.reconcile.lease import LEASE_KEY
+from ecswatch.daemon.state.service_journal import PREFIX as JOURNAL_PREFIX
+from ecswatch.daemon.state.service_journal import SLOTS as JOURNAL_SLOTS
 from tests.conftest import Running, Stack, wait_for
 from tests.integration.test_reconcile import ecs_with_tasks
 from tests.test_deploy import ROOT, run, tool
@@ -91,6 +95,31 @@ def test_a_real_run_needs_nothing_the_role_does_not_grant(
     }
     assert {"ReceiveMessage", "PutItem", "DeleteMessageBatch", "SendMessage"} <= observed
     assert {IAM_ACTION[op] for op in observed} <= granted()
+
+
+def test_put_item_on_the_service_table_reaches_only_ecswatchs_own_keys() -> None:
+    """PutItem replaces whole items: on the service table the role allows it only for the
+    lease and the journal's slots (dynamodb:LeadingKeys), never for a service's item."""
+    role = template()["Resources"]["TaskRole"]["Properties"]
+    puts = [
+        statement
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "dynamodb:PutItem" in statement["Action"]
+        and {"Fn::GetAtt": ["ServiceStateTable", "Arn"]} in _resources(statement)
+    ]
+    assert len(puts) == 1
+    assert _resources(puts[0]) == [{"Fn::GetAtt": ["ServiceStateTable", "Arn"]}]
+    patterns = puts[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    allowed = lambda key: any(fnmatch.fnmatchcase(key, p) for p in patterns)  # noqa: E731
+    assert allowed(LEASE_KEY)
+    assert all(allowed(f"{JOURNAL_PREFIX}{slot}") for slot in range(JOURNAL_SLOTS))
+    assert not allowed("arn:aws:ecs:us-east-1:123456789012:service/prod/web")
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
 
 
 def test_task_definition_drains_before_ecs_kills_it() -> None:
