@@ -88,10 +88,10 @@ def build_report(
     account: str | None = None,
     region: str | None = None,
 ) -> Report:
-    since = normalize_time((now - timedelta(hours=hours)).isoformat()) or ""
-    services: dict[tuple[str, str, str, str], ServiceReport] = {}
-    tallies: dict[tuple[str, str, str, str], DeathTally] = {}
     window_start = now - timedelta(hours=hours)
+    since = normalize_time(window_start.isoformat()) or ""
+    services: dict[tuple[str, str, str, str], ServiceReport] = {}
+    tallies: dict[tuple[str, str, str, str], DeathTally] = {}  # by service, what its tasks did
 
     def wanted(arn: object) -> tuple[str, str] | None:
         origin = account_region(arn)
