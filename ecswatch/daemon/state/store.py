@@ -29,6 +29,7 @@ from ecswatch.daemon.state.dynamo import (
     encode_item,
     is_condition_failure,
     send_encoded_items,
+    serialize_item,
     write,
 )
 from ecswatch.domain.deaths import OWED_FROM, OWED_STARTED, Before, before_of, needs_before
@@ -116,6 +117,12 @@ class Store:
             "before-parse.dynamodb.PutItem", _trim_returned_item, unique_id="ecswatch-trim"
         )
         send_encoded_items(client)
+        # The pre-encoded Item skips botocore's parameter validation, which ecswatch's clients
+        # turn off (aws/clients.py); a caller's own client that validates gets a plain Item.
+        validates = getattr(client.meta.config, "parameter_validation", True) is not False
+        self._encode: Callable[[Mapping[str, Any]], Any] = (
+            serialize_item if validates else encode_item
+        )
         self._tables = dict(tables)
         self._retrier = retrier
         self._observe_write = observe_write
@@ -164,7 +171,7 @@ class Store:
         names = {"#key": event.resource.key, "#version": "version"}
         return {
             "TableName": self._tables[event.resource],
-            "Item": encode_item(item),
+            "Item": self._encode(item),
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {k: v for k, v in names.items() if k in condition},
             "ExpressionAttributeValues": {":version": {"N": str(event.version)}},
