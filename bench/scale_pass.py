@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,11 +22,10 @@ from prometheus_client import CollectorRegistry
 
 from ecswatch.config import load_config
 from ecswatch.daemon.aws.clients import make_client
-from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.reconcile.guard import attempt_timeouts
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
-from ecswatch.daemon.state.store import Store
 
 
 class Calls:
@@ -62,15 +60,18 @@ def peak_rss_mib() -> float:
 def main() -> int:
     config = load_config(None, dict(os.environ), require_queue=False)
     ecs_calls, dynamodb_calls = Calls(), Calls()
-    ecs = ecs_calls.watch(make_client("ecs", config.aws))
-    dynamodb = dynamodb_calls.watch(make_client("dynamodb", config.aws))
+    connect, read = attempt_timeouts(config.reconcile.lease_seconds)  # as the daemon's own
+    ecs = ecs_calls.watch(
+        make_client("ecs", config.aws, connect_timeout=connect, read_timeout=read)
+    )
+    dynamodb = dynamodb_calls.watch(
+        make_client("dynamodb", config.aws, connect_timeout=connect, read_timeout=read)
+    )
     registry = CollectorRegistry()
-    store = Store(dynamodb, config.dynamodb.state_tables(), Retrier(WRITE, abort=threading.Event()))
     reconciler = Reconciler(
         config,
         ecs=ecs,
         dynamodb=dynamodb,
-        store=store,
         metrics=ReconcileMetrics(registry, interval_seconds=config.reconcile.interval_seconds),
         count_task=Metrics(registry).tasks.count_task,
     )
