@@ -207,3 +207,30 @@ def test_a_stop_the_command_applied_is_counted_once_when_its_event_arrives(
     assert stopped_total(running.registry, account=ACCOUNT, region=REGION, cause="image_pull") == 1
     assert sum(running.failed_starts().values()) == 1
     assert Resource.TASK.key in env.task_items()[arns[0]]
+
+
+def test_a_pay_between_the_commands_read_and_write_is_never_owed_again(stack: Stack) -> None:
+    """The command writes only on the item as it read it: a daemon paying the owed start in
+    between makes it read again, so the phases it paid are not owed (and counted) twice."""
+    command, daemon, _ = stores(stack)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    started = {**TIMES, "startedAt": "2026-11-20T10:00:10Z"}
+    running, stopping = event(2, "RUNNING", **started), event(3, "STOPPED", **started)
+    write(command, running)  # owes the start phases, from no item
+    read = command._read
+    reads = []
+
+    def read_then_race(e: Event) -> Any:
+        reads.append(read(e))
+        if len(reads) == 1:  # a daemon meets the owed RUNNING version right after our read
+            assert counted(metrics, daemon, running) is Outcome.DUPLICATE
+        return reads[-1]
+
+    command._read = read_then_race  # type: ignore[method-assign]
+    assert write(command, stopping).outcome is Outcome.APPLIED
+    assert len(reads) == 2
+    assert counted(metrics, daemon, stopping) is Outcome.DUPLICATE  # pays the stop only
+    phases = {"account": ACCOUNT, "region": REGION, "cluster": "prod", "phase": "pull"}
+    assert registry.get_sample_value("ecswatch_task_start_phase_seconds_count", phases) == 1
+    assert stopped_total(registry) == 1
