@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from ecswatch.commands.reconcile import reconcile
 from ecswatch.commands.report import build_report
+from ecswatch.config import override
 from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
 from ecswatch.daemon.reconcile.reconciler import Reconciler
 from ecswatch.daemon.state.service_reads import ServiceReader
@@ -21,6 +22,7 @@ from ecswatch.domain.events import parse_message
 from ecswatch.domain.services import ServiceEvent, ServiceState
 from tests.conftest import Stack
 from tests.integration.test_reconcile import ACCOUNT, OWN_PROD, ecs_client, ecs_with_tasks
+from tests.integration.test_reconciler import FAST
 from tests.integration.test_service_health import service_store
 
 REGION = "us-east-1"
@@ -34,16 +36,16 @@ def exported(reader: ServiceReader) -> dict[str, ServiceState]:
     return {arn: state for arn, state in states.items() if state is not None}
 
 
-def reconciler(stack: Stack) -> Reconciler:
-    """A daemon's reconciler, its passes run by the test (no thread)."""
-    config = stack.config
+def reconciler(stack: Stack, owner: str = "a", **settings: float) -> Reconciler:
+    """A daemon's reconciler on the test's clients, its passes run by the test (no thread)."""
+    config = override(stack.config, reconcile={**FAST, **settings})
     return Reconciler(
         config,
         ecs=ecs_client(stack),
         dynamodb=stack.dynamodb,
         metrics=ReconcileMetrics(CollectorRegistry(), interval_seconds=1.0),
         count_task=lambda event, before: None,
-        owner="test",
+        owner=owner,
     )
 
 

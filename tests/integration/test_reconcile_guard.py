@@ -7,14 +7,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from ecswatch.config import override
 from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.reconcile.ecs import ECS_READ, EcsApi, RateLimiter, Stopping
 from ecswatch.daemon.reconcile.lease import Lease
-from ecswatch.daemon.reconcile.metrics import ReconcileMetrics
-from ecswatch.daemon.reconcile.reconciler import Reconciler
 from ecswatch.daemon.reconcile.service_counts import ServiceCounts
 from ecswatch.daemon.state.service_reads import ServiceReader
 from tests.conftest import Running, Stack, wait_for
@@ -25,23 +21,10 @@ from tests.integration.test_reconcile import (
     put_task,
     task_arn,
 )
-from tests.integration.test_reconcile_expiry import exported
+from tests.integration.test_reconcile_expiry import exported, reconciler
 from tests.integration.test_reconciler import FAST, lease_item
 
 WEB = "arn:aws:ecs:us-east-1:123456789012:service/prod/web"
-
-
-def reconciler(stack: Stack, owner: str = "a", **settings: float) -> Reconciler:
-    """A daemon's reconciler on the test's clients, its passes run by the test (no thread)."""
-    config = override(stack.config, reconcile={**FAST, **settings})
-    return Reconciler(
-        config,
-        ecs=ecs_client(stack),
-        dynamodb=stack.dynamodb,
-        metrics=ReconcileMetrics(CollectorRegistry(), interval_seconds=1.0),
-        count_task=lambda event, before: None,
-        owner=owner,
-    )
 
 
 def throttle(stack: Stack, *operations: str, share: float = 1.0) -> None:

@@ -21,8 +21,6 @@ ECS listed for its clusters (~150 bytes each) and the few vanish candidates.
 
 from __future__ import annotations
 
-import functools
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +31,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ecswatch.config import Config
-from ecswatch.daemon.aws.retry import WRITE, Retrier
-from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi, Stopping
+from ecswatch.daemon.aws.retry import Retrier
+from ecswatch.daemon.reconcile.ecs import PAGE_SIZE, EcsApi
+from ecswatch.daemon.reconcile.reads import batch_get
 from ecswatch.daemon.state.dynamo import is_condition_failure, scan
 from ecswatch.daemon.state.store import Outcome, Store, WriteResult
 from ecswatch.domain import expiry
@@ -53,12 +52,6 @@ RECONCILE_EVENT_ID = "ecswatch-reconcile"
 GONE_REASON = "ecswatch reconcile: ECS no longer knows this resource"
 ADDED, CAUGHT_UP, MARKED_STOPPED = "added", "caught_up", "marked_stopped"
 FIX_KINDS = (ADDED, CAUGHT_UP, MARKED_STOPPED)
-#: how often, and with what backoff, BatchGetItem's UnprocessedKeys are sent again
-UNPROCESSED = WRITE
-
-
-class UnprocessedKeysError(Exception):
-    """DynamoDB kept leaving keys unprocessed (read throttling): this pass fails, the next tries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,33 +234,17 @@ class Pass:
     def _stored_versions(self, kind: Kind, arns: list[str]) -> dict[str, tuple[int, bool]]:
         """arn -> (stored version, a count is owed), by BatchGetItem (at most 100 keys, as
         DescribeTasks gives)."""
-        table, key = self._tables[kind.resource], kind.resource.key
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [{key: {"S": arn}} for arn in dict.fromkeys(arns)],
-                "ProjectionExpression": "#k, #v, #o",
-                "ExpressionAttributeNames": {"#k": key, "#v": "version", "#o": OWED_FROM},
-            }
-        }
-        found: dict[str, tuple[int, bool]] = {}
         if not arns:
-            return found
-        for send in range(UNPROCESSED.attempts):
-            if send:  # read throttling: back off (full jitter) before sending the rest again
-                cap = min(UNPROCESSED.max_wait, UNPROCESSED.initial_wait * 2**send)
-                if self._stop.wait(random.uniform(0, cap)):
-                    raise Stopping
-                self._checkpoint()
-            call = functools.partial(self._dynamodb.batch_get_item, RequestItems=request)
-            response = self._read("BatchGetItem", call)
-            for raw in response.get("Responses", {}).get(table, []):
-                found[raw[key]["S"]] = (int(raw["version"]["N"]), OWED_FROM in raw)
-            request = response.get("UnprocessedKeys") or {}
-            if not request.get(table, {}).get("Keys"):
-                return found
-        raise UnprocessedKeysError(
-            f"BatchGetItem left keys unprocessed {UNPROCESSED.attempts} times (read throttling)"
-        )
+            return {}
+        table, key = self._tables[kind.resource], kind.resource.key
+        request = {
+            "Keys": [{key: {"S": arn}} for arn in dict.fromkeys(arns)],
+            "ProjectionExpression": "#k, #v, #o",
+            "ExpressionAttributeNames": {"#k": key, "#v": "version", "#o": OWED_FROM},
+        }
+        found = batch_get(self._dynamodb, self._read, table, request, stop=self._stop,
+                          checkpoint=self._checkpoint)  # fmt: skip
+        return {raw[key]["S"]: (int(raw["version"]["N"]), OWED_FROM in raw) for raw in found}
 
     def _mark_vanished(self, kind: Kind, listed: dict[str, set[str]]) -> None:
         """Items of these clusters the table shows alive that ECS did not list: confirm, mark."""

@@ -9,8 +9,9 @@ import pytest
 
 from ecswatch.config import Config
 from ecswatch.daemon.aws.retry import WRITE, Retrier
-from ecswatch.daemon.reconcile.drift import TASKS, UNPROCESSED, Pass, UnprocessedKeysError
+from ecswatch.daemon.reconcile.drift import TASKS, Pass
 from ecswatch.daemon.reconcile.ecs import Stopping
+from ecswatch.daemon.reconcile.reads import UNPROCESSED, UnprocessedKeysError
 
 TABLE = Config().dynamodb.task_table
 ARNS = [f"arn:aws:ecs:us-east-1:123456789012:task/prod/{n}" for n in range(3)]
