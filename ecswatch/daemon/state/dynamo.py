@@ -1,11 +1,10 @@
-"""DynamoDB helpers every table's code shares: item serialization (and the encoded item's
-hooks), the timed and retried write, condition failures, and the paged scan."""
+"""DynamoDB helpers every table's code shares: item serialization, the timed and retried
+write, condition failures, and the paged scan."""
 
 from __future__ import annotations
 
 import decimal
 import functools
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -35,51 +34,6 @@ def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
         raise UnstorableEventError(
             "unstorable", f"item cannot be represented in DynamoDB: {exc}"
         ) from exc
-
-
-class EncodedItem(str):
-    """An item already in DynamoDB's JSON wire format, as text: see `send_encoded_items`."""
-
-
-#: one compact encoder, built once (json.dumps with separators builds one per call)
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def encode_item(item: Mapping[str, Any]) -> EncodedItem:
-    """`serialize_item`, as the JSON text of the request's Item (UnstorableEventError too)."""
-    return EncodedItem(_compact(serialize_item(item)))
-
-
-def send_encoded_items(client: Any) -> None:
-    """Lets `client.put_item(Item=EncodedItem(...))` send that text as the request's Item.
-
-    botocore serializes a request by walking the operation's shapes, value by value: for an
-    event's item (~1.5 KB, a hundred attribute values) ~5 % of the daemon's CPU, to produce the
-    JSON we already had. Two of botocore's own hooks take the encoded Item out of the parameters
-    before serialization and put it into the serialized body before signing (as botocore's own
-    before-call handlers edit bodies). Any other Item (a dict) is serialized by botocore as usual.
-    """
-    client.meta.events.register(
-        "before-parameter-build.dynamodb.PutItem", _take_encoded, unique_id="ecswatch-take-item"
-    )
-    client.meta.events.register(
-        "before-call.dynamodb.PutItem", _splice_encoded, unique_id="ecswatch-splice-item"
-    )
-
-
-def _take_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    if isinstance(params.get("Item"), EncodedItem):
-        context["ecswatch_item"] = params["Item"]
-        # An empty map in its place: a client that validates parameters (the default outside
-        # make_client) still finds the required Item, and the body has one `"Item": {}` to fill
-        # (botocore's json.dumps, default separators).
-        params["Item"] = {}
-
-
-def _splice_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    item = context.get("ecswatch_item")
-    if item is not None:  # the only top-level "Item"; values' quotes inside strings are escaped
-        params["body"] = params["body"].replace(b'"Item": {}', b'"Item": ' + item.encode(), 1)
 
 
 def _attribute(value: Any) -> dict[str, Any]:

@@ -25,13 +25,8 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from ecswatch.daemon.aws.retry import Retrier
-from ecswatch.daemon.state.dynamo import (
-    encode_item,
-    is_condition_failure,
-    send_encoded_items,
-    serialize_item,
-    write,
-)
+from ecswatch.daemon.state.dynamo import is_condition_failure, serialize_item, write
+from ecswatch.daemon.state.encoded import encode_item, send_encoded_items
 from ecswatch.domain.deaths import OWED_FROM, OWED_STARTED, Before, before_of, needs_before
 from ecswatch.domain.events import Event, Resource
 

@@ -16,12 +16,8 @@ from hypothesis import strategies as st
 
 from ecswatch.config import AwsConfig
 from ecswatch.daemon.aws.clients import make_client
-from ecswatch.daemon.state.dynamo import (
-    UnstorableEventError,
-    encode_item,
-    send_encoded_items,
-    serialize_item,
-)
+from ecswatch.daemon.state.dynamo import UnstorableEventError, serialize_item
+from ecswatch.daemon.state.encoded import encode_item, send_encoded_items
 from ecswatch.dev.simulate import generate
 from ecswatch.domain.events import Event, build_item, parse_message
 
@@ -57,12 +53,28 @@ def test_matches_boto3_type_serializer_or_refuses_like_it(item: dict[str, Any]) 
         assert serialize_item(item) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), json_like, max_size=6))
+def test_an_encoded_item_is_the_serialized_item_as_json_or_refused_alike(
+    item: dict[str, Any],
+) -> None:
+    """The one-pass encoder writes what serialize_item builds, and refuses what it refuses."""
+    try:
+        expected = serialize_item(item)
+    except UnstorableEventError:
+        with pytest.raises(UnstorableEventError):
+            encode_item(item)
+        return
+    assert json.loads(encode_item(item)) == expected
+
+
 def test_realistic_items_serialize_like_boto3() -> None:
     for body in generate(tasks=8, seed=5).bodies():
         event = parse_message(body)
         assert isinstance(event, Event)
         item = build_item(event, now=datetime.now(UTC), stopped_task_ttl_days=7)
         assert serialize_item(item) == reference(item)
+        assert json.loads(encode_item(item)) == reference(item)
     assert json.dumps(serialize_item({"f": decimal.Decimal("0.0")})) == '{"f": {"N": "0.0"}}'
 
 
