@@ -20,7 +20,11 @@ the world answers again, and when a message rather than the world is to blame.
   after the route broke (one taken before may have written before the fault began): a probe
   (one held message at a time per route, capped exponential backoff 0.5 s → 20 s) or any new
   message of that route. Ignored or expired messages and other routes' writes prove nothing.
-  On recovery the route's held messages go back to the workers.
+  On recovery the route's held messages go back to the workers. A probe that says nothing
+  about its route (its handling raised, it turned out invalid or expired) is followed by the
+  next held message at once; with none left, nothing is held to protect or probe with, so the
+  pause ends unproven (`consumer_resumed` with `evidence`) and the route's next failure, if
+  the outage goes on, pauses it again: a rarely written route is not left paused for hours.
 - **A message to blame** broke its route and was the only message to fail there, while a
   write to the same route succeeded: that is a trip. After MAX_TRIPS_PER_MESSAGE trips it is
   given back to SQS (its receive count then climbs, as a poison message's should) instead of
@@ -39,9 +43,10 @@ Thread-safety: every decision is made under one lock. The hot path reads two att
 without it: `watching` (False: nothing is broken and no message has tripped, so a success only
 needs deleting) and `epoch` (a counter of route transitions, read once a message is taken and
 before its write starts, so a success whose epoch is at or past a break was written after it).
-A stale `watching` can only be read by a message taken before the break it misses, whose
-success is no evidence anyway; a stale `epoch` is older, so it only makes a success count as
-evidence later, never sooner.
+A break sets `watching` before it moves `epoch`, so a message whose epoch is at or past a
+break reads `watching` True: a stale False can only be read by a message taken before the
+break it misses, whose success is no evidence anyway. A stale `epoch` is older, so it only
+makes a success count as evidence later, never sooner.
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ KEEP = Settlement(Verdict.KEEP)
 class _Broken:
     """One broken route: why, since when, its held messages and its probe."""
 
+    route: str
     reason: str
     since: float
     changed_at: int  # the epoch it broke at: evidence is a success taken at or after it
@@ -208,28 +214,43 @@ class Pause:
 
     def _decide(self, message: Message, fate: Fate, *, probe: bool, epoch: int) -> Settlement:
         handle, route = message.receipt_handle, fate.route
-        if probe:
-            for candidate in self._broken.values():
-                if candidate.probing == handle:
-                    candidate.probing = ""
+        probed = self._probed(handle) if probe else None
         if fate.deletes:
             self._trips.pop(handle, None)
             broken = self._broken.get(route)
             if broken is not None and epoch >= broken.changed_at:
-                return self._resume(route, broken, by=handle)
-            return DELETE
-        if fate.action is Action.SYSTEMIC:
-            return self._failed(message, fate, probe=probe, epoch=epoch)
-        self._trips.pop(handle, None)
-        return KEEP
+                settlement = self._resume(route, broken, by=handle)
+            else:
+                settlement = DELETE
+        elif fate.action is Action.SYSTEMIC:
+            settlement = self._failed(message, fate, probed=probed, epoch=epoch)
+        else:
+            self._trips.pop(handle, None)
+            settlement = KEEP
+        if probed is not None and settlement is not RETRY and not probed.count():
+            # The probe said nothing about its route (a bug raised, it turned out invalid or
+            # expired, its DLQ copy failed) and nothing else is held there to probe with.
+            self._end_unproven(probed)
+        return settlement
 
-    def _failed(self, message: Message, fate: Fate, *, probe: bool, epoch: int) -> Settlement:
+    def _probed(self, handle: str) -> _Broken | None:
+        """The broken route whose probe `handle` is, now no longer in hand; None if its route
+        recovered (and maybe broke again) meanwhile: then it was no probe of this outage."""
+        for broken in self._broken.values():
+            if broken.probing == handle:
+                broken.probing = ""
+                return broken
+        return None
+
+    def _failed(
+        self, message: Message, fate: Fate, *, probed: _Broken | None, epoch: int
+    ) -> Settlement:
         route = fate.route
         broken = self._broken.get(route)
         if self._abort.is_set():
             return RETRY
         if broken is not None:
-            return self._hold(broken, message, fate, probe=probe)
+            return self._hold(broken, message, fate, probe=broken is probed)
         if epoch < self._resumed_at.get(route, 0):
             return RETRY  # taken before its route recovered: a straggler of that outage
         if self._trips.get(message.receipt_handle, 0) >= MAX_TRIPS_PER_MESSAGE:
@@ -245,8 +266,10 @@ class Pause:
 
     def _break(self, route: str, message: Message, fate: Fate) -> Settlement:
         now = self._clock()
+        self.watching = True  # before the epoch moves: see the module's docstring
         self.epoch += 1
         broken = _Broken(
+            route=route,
             reason=fate.reason,
             since=now,
             changed_at=self.epoch,
@@ -273,9 +296,6 @@ class Pause:
         return HELD
 
     def _resume(self, route: str, broken: _Broken, *, by: str) -> Settlement:
-        del self._broken[route]
-        self.epoch += 1
-        self._resumed_at[route] = self.epoch
         requeue, give_back = list(broken.held), []
         tripper = broken.tripper
         if by != tripper and not broken.others_failed:
@@ -286,16 +306,31 @@ class Pause:
                 requeue = [m for m in requeue if m.receipt_handle != tripper]
                 for m in give_back:
                     self._give_back(m, route)
+        self._end(broken, held=len(broken.held), evidence="write")
+        self._resumed_at[route] = self.epoch
+        return Settlement(Verdict.DELETE, requeue, give_back)
+
+    def _end_unproven(self, broken: _Broken) -> None:
+        """A broken route with nothing held and no probe in hand ends its pause unproven:
+        nothing is left to probe it with nor to protect, and keeping it would hold /readyz
+        and `ecswatch_paused` until its next message, hours away for a rarely written route.
+        Its next failure breaks it again (no straggler rule: nothing showed it works)."""
+        if self._broken.get(broken.route) is broken:  # not recovered by this settlement
+            self._end(broken, held=0, evidence="none: nothing left held")
+
+    def _end(self, broken: _Broken, *, held: int, evidence: str) -> None:
+        del self._broken[broken.route]
+        self.epoch += 1
         log.warning(
             "consumer_resumed",
-            route=route,
+            route=broken.route,
             reason=broken.reason,
             paused_seconds=round(self._clock() - broken.since, 1),
             failed_probes=broken.failures,
-            held=len(requeue) + len(give_back),
+            held=held,
+            evidence=evidence,
         )
         self._show_reasons()
-        return Settlement(Verdict.DELETE, requeue, give_back)
 
     def _show_reasons(self) -> None:
         """A route broke, recovered or changed its reason: `ecswatch_paused` follows."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -237,3 +238,111 @@ def test_no_receive_once_the_held_limit_is_reached() -> None:
     time.sleep(0.5)  # fetchers had every chance to receive the next batch
     assert queue.receives == receives  # an empty receive takes 0.05 s: it would have gone on
     assert pool.shutdown(time.monotonic() + 5)
+
+
+@pytest.mark.parametrize(
+    "probe_fate",
+    [
+        fate.KEEP,  # its handling raised (a bug): the worker keeps it
+        fate.DELETE,  # it expired while held
+        fate.DEAD_LETTERED,  # DynamoDB now refuses the item itself: copied to the DLQ
+        fate.systemic(DENIED, fate.DEAD_LETTER_ROUTE),  # ... and the DLQ copy failed
+    ],
+    ids=["raised", "expired", "dead_lettered", "dlq_failed"],
+)
+def test_a_probe_that_says_nothing_about_its_route_with_nothing_else_held_ends_the_pause(
+    probe_fate: Fate,
+) -> None:
+    """A rarely written route whose only held message, probed, neither wrote nor failed there
+    is not left paused (gauge 1, /readyz 503) until its next message, hours away."""
+    registry = CollectorRegistry()
+    pause, clock = pause_for(registry)
+    pause.settled(msg(0, INSTANCE), denied(INSTANCE), probe=False, epoch=0)
+    clock.now += 0.5
+    probe = pause.take_probe()
+    assert probe == msg(0, INSTANCE)
+    with capture_logs() as logs:
+        pause.settled(probe, probe_fate, probe=True, epoch=pause.epoch)
+    # Only the DLQ route may be paused now (when the probe's copy there failed).
+    assert pause.reason in (None, f"{DENIED} ({fate.DEAD_LETTER_ROUTE})")
+    assert registry.get_sample_value("ecswatch_paused", {"reason": DENIED}) == pause.paused
+    [resumed] = [e for e in logs if e["event"] == "consumer_resumed"]
+    assert resumed["route"] == INSTANCE and resumed["held"] == 0
+    # A later failure there pauses the route again, as a new outage.
+    pause.settled(msg(1, INSTANCE), denied(INSTANCE), probe=False, epoch=0)
+    assert INSTANCE in (pause.reason or "")
+
+
+def test_a_probe_that_raises_with_others_held_is_followed_by_the_next_probe_at_once() -> None:
+    """A probe without a verdict costs the route no backoff: the next held message goes now."""
+    pause, clock = pause_for()
+    for i in range(2):
+        pause.settled(msg(i), denied(TASK), probe=False, epoch=0)
+    clock.now += 0.5
+    probe = pause.take_probe()
+    assert probe is not None
+    pause.settled(probe, fate.KEEP, probe=True, epoch=pause.epoch)
+    assert pause.paused and pause.take_probe() == msg(1)
+
+
+def test_a_probe_of_an_earlier_outage_does_not_delay_the_next_outages_first_probe() -> None:
+    """A probe in hand while its route recovers and breaks again is no probe of the new outage:
+    its failure holds it there, but neither backs off the new probes nor counts as one."""
+    pause, clock = pause_for()
+    pause.settled(msg(0), denied(TASK), probe=False, epoch=0)
+    clock.now += 0.5
+    old_probe = pause.take_probe()
+    assert old_probe == msg(0)
+    taken = pause.epoch  # the probe's write starts here
+    pause.settled(msg(1), fate.written(TASK), probe=False, epoch=taken)  # recovered
+    pause.settled(msg(2), denied(TASK), probe=False, epoch=pause.epoch)  # and broke again
+    assert pause.settled(old_probe, denied(TASK), probe=True, epoch=taken).verdict is Verdict.HELD
+    clock.now += 0.5  # the new outage's first probe is due
+    assert pause.take_probe() == msg(2)
+
+
+def test_pool_a_probe_that_raises_ends_the_pause_of_a_route_with_nothing_else_held() -> None:
+    """Through the workers: the instance route's only message is denied, then its handling
+    raises (a bug); it is given back to SQS and the route does not stay paused."""
+
+    class DeniedThenBug(Routes):
+        def handle(self, message: Message) -> Fate:
+            if self.calls:
+                self.calls.append(message.message_id)
+                raise RuntimeError("a bug in the probe's handling")
+            return super().handle(message)
+
+    queue = CountingQueue([[msg(0, INSTANCE)]])
+    pool = pool_for(queue, DeniedThenBug(INSTANCE), count=1)
+    pool.start()
+    wait_until(lambda: pool.pause.paused)
+    wait_until(lambda: not pool.pause.paused, timeout=5)
+    assert pool.pause.held() == 0 and pool.inflight.held() == 0  # kept: SQS redelivers it
+    assert pool.shutdown(time.monotonic() + 5)
+
+
+def test_a_success_taken_as_its_route_breaks_is_not_deleted_past_the_policy() -> None:
+    """A worker may take a message once the break's epoch is out, before the break is done;
+    if its write then succeeds, the hot path must not see `watching` False and skip the
+    policy: that success is evidence and resumes the route."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    seen: list[tuple[int, bool]] = []  # (epoch, watching) as a worker read them mid-break
+
+    class Gauge:
+        def labels(self, **_: str) -> Gauge:
+            return self
+
+        def set(self, _: float) -> None:
+            seen.append((pause.epoch, pause.watching))
+
+    metrics.paused = Gauge()  # type: ignore[assignment]
+    pause = Pause(metrics, clock=Clock(), rng=lambda: 1.0)
+    pause.settled(msg(0), denied(TASK), probe=False, epoch=0)
+    [(epoch, watching)] = seen
+    outcome = fate.written(TASK)
+    if outcome.deletes and not watching:  # the worker's hot path (worker._settle)
+        pass  # deleted without the policy hearing of it
+    else:
+        pause.settled(msg(1), outcome, probe=False, epoch=epoch)
+    assert not pause.paused
