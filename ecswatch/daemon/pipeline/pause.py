@@ -51,35 +51,27 @@ makes a success count as evidence later, never sooner.
 
 from __future__ import annotations
 
-import collections
 import enum
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.pipeline.broken import Broken, probe_delay
 from ecswatch.daemon.pipeline.fate import Action, Fate
 from ecswatch.daemon.pipeline.queue import Message
 
 log = structlog.get_logger("ecswatch.daemon.pipeline.pause")
 
-FIRST_PROBE_SECONDS = 0.5
-MAX_PROBE_SECONDS = 20.0
 #: messages held for broken routes before receiving stops altogether
 HELD_LIMIT = 500
 #: pauses a message may break its route alone, with successes there in between, before it
 #: is given back to SQS instead: it, not the world, is what fails
 MAX_TRIPS_PER_MESSAGE = 3
-
-
-def probe_delay(failures: int, rng: Callable[[], float] = random.random) -> float:
-    """Capped exponential backoff with equal jitter: 0.5 s, 1 s, 2 s ... up to 20 s."""
-    ceiling = min(MAX_PROBE_SECONDS, FIRST_PROBE_SECONDS * 2.0 ** min(failures, 16))
-    return ceiling / 2 + rng() * ceiling / 2
 
 
 class Verdict(enum.Enum):
@@ -104,25 +96,6 @@ RETRY = Settlement(Verdict.RETRY)
 KEEP = Settlement(Verdict.KEEP)
 
 
-@dataclass
-class _Broken:
-    """One broken route: why, since when, its held messages and its probe."""
-
-    route: str
-    reason: str
-    since: float
-    changed_at: int  # the epoch it broke at: evidence is a success taken at or after it
-    tripper: str  # receipt handle of the message whose failure broke it
-    next_probe: float
-    held: collections.deque[Message] = field(default_factory=collections.deque)
-    probing: str = ""  # receipt handle of the probe in hand, if any
-    failures: int = 0  # failed probes
-    others_failed: bool = False  # a message other than the tripper failed here meanwhile
-
-    def count(self) -> int:
-        return len(self.held) + bool(self.probing)
-
-
 class Pause:
     """The routes' pause state and their held messages; thread-safe."""
 
@@ -139,7 +112,7 @@ class Pause:
         self._abort = abort if abort is not None else threading.Event()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._broken: dict[str, _Broken] = {}
+        self._broken: dict[str, Broken] = {}
         self._resumed_at: dict[str, int] = {}  # route -> the epoch it last recovered at
         self._trips: dict[str, int] = {}  # receipt handle -> pauses it broke its route alone
         self._held = 0  # held for broken routes, probes in hand included
@@ -177,10 +150,8 @@ class Pause:
         with self._lock:
             now = self._clock()
             for broken in self._broken.values():
-                if broken.held and not broken.probing and now >= broken.next_probe:
-                    message = broken.held.popleft()
-                    broken.probing = message.receipt_handle
-                    return message
+                if broken.probe_in(now) == 0:
+                    return broken.take_probe()
             return None
 
     def seconds_to_probe(self, longest: float) -> float:
@@ -189,8 +160,8 @@ class Pause:
             return longest
         with self._lock:
             now = self._clock()
-            due = [b.next_probe - now for b in self._broken.values() if b.held and not b.probing]
-            return max(0.0, min([longest, *due]))
+            due = [b.probe_in(now) for b in self._broken.values()]
+            return min([longest, *(d for d in due if d is not None)])
 
     def drain(self) -> list[Message]:
         """Every held message (the shutdown gives them back); the routes' states stay."""
@@ -233,7 +204,7 @@ class Pause:
             self._end_unproven(probed)
         return settlement
 
-    def _probed(self, handle: str) -> _Broken | None:
+    def _probed(self, handle: str) -> Broken | None:
         """The broken route whose probe `handle` is, now no longer in hand; None if its route
         recovered (and maybe broke again) meanwhile: then it was no probe of this outage."""
         for broken in self._broken.values():
@@ -243,7 +214,7 @@ class Pause:
         return None
 
     def _failed(
-        self, message: Message, fate: Fate, *, probed: _Broken | None, epoch: int
+        self, message: Message, fate: Fate, *, probed: Broken | None, epoch: int
     ) -> Settlement:
         route = fate.route
         broken = self._broken.get(route)
@@ -268,7 +239,7 @@ class Pause:
         now = self._clock()
         self.watching = True  # before the epoch moves: see the module's docstring
         self.epoch += 1
-        broken = _Broken(
+        broken = Broken(
             route=route,
             reason=fate.reason,
             since=now,
@@ -282,12 +253,11 @@ class Pause:
         self._show_reasons()
         return HELD
 
-    def _hold(self, broken: _Broken, message: Message, fate: Fate, *, probe: bool) -> Settlement:
+    def _hold(self, broken: Broken, message: Message, fate: Fate, *, probe: bool) -> Settlement:
         if message.receipt_handle != broken.tripper:
             broken.others_failed = True
         if probe:
-            broken.failures += 1
-            broken.next_probe = self._clock() + probe_delay(broken.failures, self._rng)
+            broken.probe_failed(self._clock(), self._rng)
             if fate.reason != broken.reason:
                 broken.reason = fate.reason
                 log.warning("consumer_pause_reason_changed", route=fate.route, reason=fate.reason)
@@ -295,7 +265,7 @@ class Pause:
         broken.held.append(message)
         return HELD
 
-    def _resume(self, route: str, broken: _Broken, *, by: str) -> Settlement:
+    def _resume(self, route: str, broken: Broken, *, by: str) -> Settlement:
         requeue, give_back = list(broken.held), []
         tripper = broken.tripper
         if by != tripper and not broken.others_failed:
@@ -310,7 +280,7 @@ class Pause:
         self._resumed_at[route] = self.epoch
         return Settlement(Verdict.DELETE, requeue, give_back)
 
-    def _end_unproven(self, broken: _Broken) -> None:
+    def _end_unproven(self, broken: Broken) -> None:
         """A broken route with nothing held and no probe in hand ends its pause unproven:
         nothing is left to probe it with nor to protect, and keeping it would hold /readyz
         and `ecswatch_paused` until its next message, hours away for a rarely written route.
@@ -318,7 +288,7 @@ class Pause:
         if self._broken.get(broken.route) is broken:  # not recovered by this settlement
             self._end(broken, held=0, evidence="none: nothing left held")
 
-    def _end(self, broken: _Broken, *, held: int, evidence: str) -> None:
+    def _end(self, broken: Broken, *, held: int, evidence: str) -> None:
         del self._broken[broken.route]
         self.epoch += 1
         log.warning(

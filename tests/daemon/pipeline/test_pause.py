@@ -13,14 +13,9 @@ from structlog.testing import capture_logs
 
 from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.pipeline import fate
+from ecswatch.daemon.pipeline.broken import MAX_PROBE_SECONDS, probe_delay
 from ecswatch.daemon.pipeline.fate import Fate
-from ecswatch.daemon.pipeline.pause import (
-    MAX_PROBE_SECONDS,
-    MAX_TRIPS_PER_MESSAGE,
-    Pause,
-    Verdict,
-    probe_delay,
-)
+from ecswatch.daemon.pipeline.pause import MAX_TRIPS_PER_MESSAGE, Pause, Verdict
 from ecswatch.daemon.pipeline.queue import Message
 from tests.daemon.pipeline.test_worker import Clock, FakeQueue, pool_for
 
