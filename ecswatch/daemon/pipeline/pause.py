@@ -12,7 +12,7 @@ the world answers again, and when a message rather than the world is to blame.
   is not sorted by route before its write (that would parse it twice on the hot path): one of
   a broken route is tried once, fails and is held, which the bound below limits per outage.
 - **Bounded.** At most HELD_LIMIT (500) messages are held for broken routes, plus what the
-  prefetch buffer held when the limit was reached. There receiving stops altogether (a full
+  prefetch buffer (and the receives it had room reserved for) held when the limit was reached. There receiving stops altogether (a full
   pause) until a route recovers, so memory (500 ECS events are a few MB), the heartbeat's calls
   (one per ten held per third of the visibility) and what a shutdown gives back stay bounded;
   messages not received wait in SQS, where no receive count moves either.
