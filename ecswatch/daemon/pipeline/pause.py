@@ -12,10 +12,11 @@ the world answers again, and when a message rather than the world is to blame.
   is not sorted by route before its write (that would parse it twice on the hot path): one of
   a broken route is tried once, fails and is held, which the bound below limits per outage.
 - **Bounded.** At most HELD_LIMIT (500) messages are held for broken routes, plus what the
-  prefetch buffer (and the receives it had room reserved for) held when the limit was reached. There receiving stops altogether (a full
-  pause) until a route recovers, so memory (500 ECS events are a few MB), the heartbeat's calls
-  (one per ten held per third of the visibility) and what a shutdown gives back stay bounded;
-  messages not received wait in SQS, where no receive count moves either.
+  prefetch buffer (and the receives it had room reserved for) held when the limit was reached.
+  There receiving stops altogether (a full pause) until a route recovers, so memory (500 ECS
+  events are a few MB), the heartbeat's calls (one per ten held per third of the visibility)
+  and what a shutdown gives back stay bounded; messages not received wait in SQS, where no
+  receive count moves either.
 - **Evidence of recovery** is a write to *the broken route* that succeeded, by a message taken
   after the route broke (one taken before may have written before the fault began): a probe
   (one held message at a time per route, capped exponential backoff 0.5 s → 20 s) or any new
