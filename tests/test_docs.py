@@ -70,7 +70,7 @@ def test_reference_pages_hold_every_metric_key_command_and_alert() -> None:
 
 
 def test_prose_naming_what_the_code_lacks_is_caught() -> None:
-    """A renamed metric, alert, key, command, file or test left in prose is reported."""
+    """A renamed metric or label, alert, key, command, file or test left in prose is reported."""
     prose = (
         '`ecswatch_events_total{outcome="expired"}`, `ECSWatchPaused`, `sqs.queue_url`, '
         "`ecswatch report`, `events.parse_message`, `ECSServiceState`"
@@ -78,6 +78,9 @@ def test_prose_naming_what_the_code_lacks_is_caught() -> None:
     assert names.stale_names(prose) == []
     wrong = "`ecswatch_nope_total`, `ECSWatchNope`, `sqs.nope`, `ecswatch nope`"
     assert len(names.stale_names(wrong)) == 4
+    labels = '`ecswatch_events_total{outcome="x"}`, `ecswatch_paused{reason="a"|"b"}`'
+    assert names.stale_names(labels) == []
+    assert len(names.stale_names('`ecswatch_events_total{result="x"}`')) == 1
     files = "`tests/test_docs.py`, `test_docs.py::test_prose_naming_what_the_code_lacks_is_caught`"
     assert names.stale_names(files) == []
     files += ", `pause.py`, `daemon/reconcile/lease.py`, `ecswatch/dev/`, `alerts.yml`"

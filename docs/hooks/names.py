@@ -1,8 +1,8 @@
 """The names a page may cite, checked against the code: a renamed or removed one is reported.
 
-Backticked metric names, alert names, `section.key` config keys, `ecswatch <command>`s, repository
-files and folders, and `test_x.py::test_y` tests; the hook warns for each one the code lacks, and
-the strict build fails on a warning.
+Backticked metric names (and the label names written with them), alert names, `section.key`
+config keys, `ecswatch <command>`s, repository files and folders, and `test_x.py::test_y` tests;
+the hook warns for each one the code lacks, and the strict build fails on a warning.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from sources import ROOT, alert_rules, commands, metrics, module_names, reposito
 
 from ecswatch.config import SECTIONS, Config
 
-METRIC_NAME = re.compile(r"`(ecswatch_[a-z0-9_]+\*?)")
+METRIC_NAME = re.compile(r"`(ecswatch_[a-z0-9_]+\*?)(?:\{([^}`]*)\})?")
+LABEL = re.compile(r"([a-z_]+)\s*(?:=~|!~|!=|=|,|$)")
 ALERT_NAME = re.compile(r"`(ECS[A-Z][A-Za-z]+)`")
 CONFIG_KEY = re.compile(rf"`({'|'.join(SECTIONS)})\.([a-z_]+)(?:`| =)")
 COMMAND = re.compile(r"`ecswatch ([a-z][a-z-]*)")
@@ -25,18 +26,31 @@ TEST = re.compile(r"`((?:[\w/]+/)?test_\w+\.py)((?:::\w+)+)")
 SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum")
 
 
-def _known_metric(name: str) -> bool:
-    known = {m.name for m in metrics()} | {m.name.removesuffix("_total") for m in metrics()}
+def _labels_of(name: str) -> tuple[str, ...] | None:
+    """The label names of a metric as exposed (`_total`, `_bucket`, ... too); None if unknown."""
+    known = {m.name: m.labels for m in metrics()}
+    known |= {m.name.removesuffix("_total"): m.labels for m in metrics()}
+    for candidate in (name, *(name.removesuffix(s) for s in SUFFIXES if name.endswith(s))):
+        if candidate in known:
+            return (*known[candidate], "le") if name.endswith("_bucket") else known[candidate]
+    return None
+
+
+def _metric_wrong(name: str, labels: str) -> str | None:
+    """What is wrong with `name{labels}` as written in a page (nothing: None)."""
     if name.endswith("*"):  # `ecswatch_reconcile_*`: a family of names
-        return any(k.startswith(name[:-1]) for k in known)
-    return name in known or any(
-        name.endswith(s) and name.removesuffix(s) in known for s in SUFFIXES
-    )
+        prefix = name[:-1]
+        return None if any(m.name.startswith(prefix) for m in metrics()) else f"metric `{name}`"
+    known = _labels_of(name)
+    if known is None:
+        return f"metric `{name}`"
+    unknown = [label for label in LABEL.findall(labels) if label not in known]
+    return f"label `{', '.join(unknown)}` of `{name}`" if unknown else None
 
 
 def stale_names(markdown: str) -> list[str]:
     """Backticked names in a page that the code does not define."""
-    wrong = [f"metric `{n}`" for n in METRIC_NAME.findall(markdown) if not _known_metric(n)]
+    wrong = [w for n, labels in METRIC_NAME.findall(markdown) if (w := _metric_wrong(n, labels))]
     tables = {getattr(Config().dynamodb, f.name) for f in dataclasses.fields(Config().dynamodb)}
     alerts = {rule["alert"] for _, rule in alert_rules()}
     wrong += [f"alert `{n}`" for n in ALERT_NAME.findall(markdown) if n not in alerts | tables]
