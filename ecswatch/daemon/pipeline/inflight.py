@@ -13,7 +13,8 @@ redelivery, which the conditional write classifies as a duplicate.
 An extension SQS refuses for one entry as the sender's fault (past its 12-hour visibility cap,
 a receipt handle it no longer knows) is not asked again: the message becomes visible at its
 timeout and is redelivered (docs/guarantees.md); what failed on SQS's side (a whole call, or
-entries still failing after their resends) is tried again at the next tick.
+entries still failing after their resends) is tried again at the next tick; calls that failed
+whole are one `heartbeat_failed` line a beat, not one per ten held messages every second.
 """
 
 from __future__ import annotations
@@ -146,9 +147,11 @@ class InFlight:
         due = self.due()
         if not due:
             return
-        refused, failed = self._extend_side_by_side(
+        refused, failed, errors = self._extend_side_by_side(
             [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
         )
+        if errors:  # one line a beat, however many calls failed whole
+            log.warning("heartbeat_failed", calls=len(errors), messages=len(failed), **errors[0])
         now = self._clock()
         with self._lock:
             for m in due:
@@ -160,13 +163,17 @@ class InFlight:
                 self._held[m.receipt_handle] = (m, entry[1], since)
         log.debug("visibility_extended", messages=len(due) - len(failed) - len(refused))
 
-    def _extend_side_by_side(self, chunks: list[list[Message]]) -> tuple[set[str], set[str]]:
+    def _extend_side_by_side(
+        self, chunks: list[list[Message]]
+    ) -> tuple[set[str], set[str], list[dict[str, str]]]:
         """Extend every chunk, up to HEARTBEAT_BATCHES calls at once, so with hundreds held the
         last batch does not wait behind the first's retries. Daemon threads, not an executor:
-        a call hanging at exit must not hold the process. Returns (refused, failed) handles."""
+        a call hanging at exit must not hold the process. Returns (refused, failed) handles
+        and what each call that failed whole raised."""
         pending = collections.deque(chunks)
         refused: set[str] = set()
         failed: set[str] = set()
+        errors: list[dict[str, str]] = []
 
         def run() -> None:
             while pending:
@@ -174,7 +181,11 @@ class InFlight:
                     chunk = pending.popleft()
                 except IndexError:
                     return
-                chunk_refused, chunk_failed = self._extend(chunk)
+                try:
+                    chunk_refused, chunk_failed = self._extend(chunk)
+                except Exception as exc:  # tried again at the next tick
+                    errors.append({"error": type(exc).__name__, "detail": str(exc)[:300]})
+                    chunk_refused, chunk_failed = set(), {m.receipt_handle for m in chunk}
                 refused.update(chunk_refused)
                 failed.update(chunk_failed)
 
@@ -187,16 +198,12 @@ class InFlight:
         run()
         for helper in helpers:
             helper.join()
-        return refused, failed
+        return refused, failed, errors
 
     def _extend(self, chunk: list[Message]) -> tuple[set[str], set[str]]:
         """(refused, failed) handles: refused as the sender's fault entry by entry, failed on
-        SQS's side (all of `chunk` when the call failed as a whole)."""
-        try:
-            refused, failed = self._queue.set_visibility(chunk, self._visibility)
-        except Exception as exc:  # tried again at the next tick
-            log.warning("heartbeat_failed", error=type(exc).__name__, detail=str(exc)[:300])
-            return set(), {m.receipt_handle for m in chunk}
+        SQS's side; raises when the call failed as a whole."""
+        refused, failed = self._queue.set_visibility(chunk, self._visibility)
         return {m.receipt_handle for m in refused}, {m.receipt_handle for m in failed}
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -13,7 +14,7 @@ from ecswatch.daemon.aws.retry import QUEUE_OP, Retrier
 from ecswatch.daemon.expose.metrics import Metrics
 from ecswatch.daemon.pipeline.inflight import InFlight
 from ecswatch.daemon.pipeline.queue import Queue
-from tests.daemon.pipeline.test_worker import Clock, messages
+from tests.daemon.pipeline.test_worker import Clock, FakeQueue, messages
 
 CAP_REFUSAL = {
     "SenderFault": True,
@@ -83,3 +84,36 @@ def test_an_extension_that_failed_on_sqs_side_is_asked_again_at_the_next_tick() 
     owner.beat()
     assert client.calls == [1, 1, 1, 1]
     assert owner.due() == []  # extended: due again only a third of the visibility later
+
+
+class Unanswering(FakeQueue):
+    """Every visibility call fails whole, past its retries (an SQS brownout)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.calls = 0
+
+    def set_visibility(self, messages: Any, seconds: int) -> Any:
+        self.calls += 1
+        raise EndpointConnectionError(endpoint_url="https://queue")
+
+
+def test_a_heartbeat_whose_calls_all_fail_is_one_line_a_beat_not_one_per_batch() -> None:
+    """An SQS brownout with many held (a paused route): each beat asks again for every due
+    message, but says so in one WARNING line, not one per ten messages every second."""
+    queue, clock = Unanswering(), Clock()
+    owner = InFlight(
+        queue,  # type: ignore[arg-type]
+        Metrics(CollectorRegistry()),
+        visibility_timeout=30,
+        clock=clock,
+    )
+    owner.received(messages(45))
+    with capture_logs() as logs:
+        clock.now += 10
+        for _ in range(3):
+            clock.now += 1
+            owner.beat()
+    assert queue.calls == 15  # every due message asked again each beat
+    failed = [e for e in logs if e["event"] == "heartbeat_failed"]
+    assert [(e["calls"], e["messages"]) for e in failed] == [(5, 45)] * 3
