@@ -43,7 +43,10 @@ def metrics_page() -> str:
             for label in m.labels
             if label != "le"
         )
-        row = f"| `{m.name}` | {m.type} | {scope(m.labels)} | {labels or '–'} | {_cell(m.help)} |"
+        meaning = _cell(m.help)
+        if m.buckets:
+            meaning += " Buckets (`le`): " + ", ".join(f"{b:g}" for b in m.buckets) + "."
+        row = f"| `{m.name}` | {m.type} | {scope(m.labels)} | {labels or '–'} | {meaning} |"
         lines.append(row)
     return "\n".join(lines)
 

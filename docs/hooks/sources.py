@@ -32,6 +32,7 @@ class MetricDoc(NamedTuple):
     help: str
     labels: tuple[str, ...]
     values: dict[str, list[str]]  # label -> values the daemon sets from its start
+    buckets: tuple[float, ...] = ()  # a histogram's upper bounds, +Inf left out
 
 
 class Recording(CollectorRegistry):
@@ -71,7 +72,11 @@ def catalogue(registry: Recording) -> tuple[MetricDoc, ...]:
                         if value not in values.setdefault(label, []):
                             values[label].append(value)
             name = family.name + ("_total" if family.type == "counter" else "")
-            found.append(MetricDoc(name, family.type, family.documentation, tuple(labels), values))
+            bounds = getattr(collector, "_upper_bounds", ())  # client_python's Histogram
+            buckets = tuple(b for b in bounds if b != float("inf"))
+            found.append(
+                MetricDoc(name, family.type, family.documentation, tuple(labels), values, buckets)
+            )
     return tuple(sorted(found))
 
 
