@@ -12,7 +12,7 @@ def calls(counts: dict[str, int]) -> str:
 def print_row(row: dict[str, Any]) -> None:
     r, g = row["replica"], row["gauges_read"]
     print(f"\n## {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
-    print("| figure | value |\n|---|---|")
+    print("\n| figure | value |\n|---|---|")
     lines = [
         ("events through the replica", f"{r['events']:,} ({r['events_per_second']:.0f}/s)"),
         ("/metrics size", f"{r['metrics_bytes'] / 1e6:.2f} MB, {r['series']:,} series"
@@ -64,7 +64,7 @@ def print_growth(small: dict[str, Any], large: dict[str, Any]) -> None:
             continue
         print(f"\n## What each {per} adds to /metrics ({small['services']:,} -> "
               f"{large['services']:,} services)")  # fmt: skip
-        print(f"| metric | series per {per} | bytes per {per} |\n|---|---|---|")
+        print(f"\n| metric | series per {per} | bytes per {per} |\n|---|---|---|")
         total = [0.0, 0.0]
         for name, now in after.items():
             was = before.get(name, {"series": 0, "bytes": 0})
@@ -97,6 +97,6 @@ def print_goals(rows: list[dict[str, Any]]) -> None:
          reports[1][1] <= reports[0][1] * 1.1,
          " -> ".join(f"{peak:.0f} MiB at {stored:,} tasks" for stored, peak in reports)),
     ]  # fmt: skip
-    print(f"\n## Goals at {row['services']:,} services\n| goal | met | measured |\n|---|---|---|")
+    print(f"\n## Goals at {row['services']:,} services\n\n| goal | met | measured |\n|---|---|---|")
     for goal, met, figure in goals:
         print(f"| {goal} | {'yes' if met else 'no'} | {figure} |")
