@@ -4,21 +4,24 @@ stream sent during it. Only that table's route pauses, once per replica, the oth
 and afterwards no valid message is in the DLQ and state and counters are exact.
 
 The four tables' cases run side by side, each on its own queue, DLQ and tables, so the file
-waits through two outages, not eight."""
+waits through two outages, not eight. And one replica whose rarely written route's only held
+message expires: the pause ends, though the table is still denied."""
 
 from __future__ import annotations
 
 import collections
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ecswatch.commands.bootstrap import bootstrap
 from ecswatch.config import load_config, override
 from ecswatch.dev.emulator import ACCESS_DENIED, Emulator
-from ecswatch.dev.simulate import Stream, generate
+from ecswatch.dev.simulate import Stream, container_instance_events, generate
 from tests.conftest import REGION, Stack, http_get, make_clients, wait_for
 from tests.integration.daemon_process import DaemonProcess
 
@@ -167,3 +170,33 @@ def test_one_broken_table_pauses_its_route_once_and_no_valid_message_reaches_the
         assert case.samples and set(case.samples) == {1.0}, case.key
     with ThreadPoolExecutor(len(processes)) as stoppers:  # each takes a second or so
         assert set(stoppers.map(lambda r: r.terminate()[0], processes)) == {0}
+
+
+def test_a_held_message_that_expires_does_not_leave_its_rarely_written_route_paused(
+    stack: Stack, processes: list[DaemonProcess]
+) -> None:
+    """The container-instance table denied and its only event expiring while held: the probe
+    that finds it expired ends the pause (nothing is left to hold), instead of /readyz 503 and
+    ecswatch_paused 1 until the route's next event, hours away."""
+    replica = DaemonProcess(
+        stack.daemon_environment(ECSWATCH_SQS_VISIBILITY_TIMEOUT="5", ECSWATCH_WORKERS_COUNT="1")
+    )
+    processes.append(replica)
+    wait_for(lambda: ready(replica), timeout=60)
+    faults = stack.emulator.faults
+    faults.dynamodb_error = ACCESS_DENIED
+    faults.dynamodb_error_tables = (stack.config.dynamodb.container_instance_table,)
+    try:
+        ttl = timedelta(days=stack.config.dynamodb.stopped_task_ttl_days)
+        # Its one change is 30 s after `start`: it expires 4 s after it is sent.
+        start = datetime.now(UTC) - ttl - timedelta(seconds=30 - 4)
+        stack.send_events(container_instance_events(random.Random(7), "rare", start, changes=1))
+        wait_for(lambda: replica.events("consumer_paused"), timeout=20)
+        [resumed] = wait_for(lambda: replica.events("consumer_resumed"), timeout=30)
+        assert resumed["route"] == "container_instance" and resumed["held"] == 0
+        assert ready(replica) and replica.metric("ecswatch_paused", reason="access_denied") == 0
+        wait_for(lambda: stack.queue_counts() == (0, 0), timeout=20)  # expired: deleted
+        assert stack.dead_letters() == []
+    finally:
+        faults.reset()
+    assert replica.terminate()[0] == 0
