@@ -7,7 +7,8 @@ the world answers again, and when a message rather than the world is to blame.
   one table's revoked permission must not stop the events of the other three, nor, through
   every replica, the whole stream. A message whose route is broken is *held* here: it stays
   invisible (the heartbeat in inflight.py extends it), so SQS never hands it out again and its
-  receive count does not climb, however long the outage. Nothing is received twice, so nothing
+  receive count does not climb, however long the outage (up to SQS's 12-hour visibility cap,
+  and while this process runs: docs/guarantees.md). Nothing is received twice, so nothing
   moves towards the queue's maxReceiveCount: no valid message reaches the DLQ. A new message
   is not sorted by route before its write (that would parse it twice on the hot path): one of
   a broken route is tried once, fails and is held, which the bound below limits per outage.
@@ -29,8 +30,8 @@ the world answers again, and when a message rather than the world is to blame.
 - **A message to blame** broke its route and was the only message to fail there, while a
   write to the same route succeeded: that is a trip. After MAX_TRIPS_PER_MESSAGE trips it is
   given back to SQS (its receive count then climbs, as a poison message's should) instead of
-  breaking its route again. A message held while its route is broken never trips: any other
-  failure on the route during the pause shows the world is broken, not the message.
+  breaking its route again. Only the message that broke the route can trip, and not once any
+  other message failed there during the pause: that shows the world is broken, not it.
 - A failure of a message taken before its route last recovered is a straggler of that outage:
   it goes back to the workers, so an outage is one pause. A write cut short by the shutdown's
   abort says nothing about the world.
