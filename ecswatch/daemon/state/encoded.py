@@ -102,7 +102,17 @@ def _take_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
         params["Item"] = {}
 
 
+#: the placeholder `_take_encoded` leaves, as botocore's json.dumps writes it
+_EMPTY_ITEM = b'"Item": {}'
+
+
 def _splice_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     item = context.get("ecswatch_item")
-    if item is not None:  # the only top-level "Item"; values' quotes inside strings are escaped
-        params["body"] = params["body"].replace(b'"Item": {}', b'"Item": ' + item.encode(), 1)
+    if item is None:
+        return
+    body: bytes = params["body"]
+    # The only top-level "Item" (quotes inside string values are escaped). The empty placeholder
+    # is never sent: a botocore that wrote it differently fails the call loudly instead.
+    if _EMPTY_ITEM not in body:
+        raise RuntimeError("botocore's PutItem body has no empty Item to fill")
+    params["body"] = body.replace(_EMPTY_ITEM, b'"Item": ' + item.encode(), 1)
