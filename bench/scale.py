@@ -59,7 +59,7 @@ from compare import (
     wait_url,
 )
 from scale_org import Org
-from scale_report import print_goals, print_growth, print_row
+from scale_report import print_goals, print_growth, print_machine, print_row
 
 from ecswatch.config import Config, override
 from ecswatch.daemon.aws.clients import make_client
@@ -321,7 +321,7 @@ def main() -> int:
         print_goals(rows)
         machine["load_average_after"] = os.getloadavg()
         machine["run_minutes"] = round((time.monotonic() - began) / 60, 1)
-        print(f"\nMachine: {machine}.")
+        print_machine(machine)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     (args.out / "scale.md").write_text(output.getvalue())

@@ -11,7 +11,7 @@ def calls(counts: dict[str, int]) -> str:
 
 def print_row(row: dict[str, Any]) -> None:
     r, g = row["replica"], row["gauges_read"]
-    print(f"\n## {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
+    print(f"\n### {row['services']:,} services ({row['stored_tasks']:,} stored tasks)")
     print("\n| figure | value |\n|---|---|")
     lines = [
         ("events through the replica", f"{r['events']:,} ({r['events_per_second']:.0f}/s)"),
@@ -62,7 +62,7 @@ def print_growth(small: dict[str, Any], large: dict[str, Any]) -> None:
     ):
         if not added:
             continue
-        print(f"\n## What each {per} adds to /metrics ({small['services']:,} -> "
+        print(f"\n### What each {per} adds to /metrics ({small['services']:,} -> "
               f"{large['services']:,} services)")  # fmt: skip
         print(f"\n| metric | series per {per} | bytes per {per} |\n|---|---|---|")
         total = [0.0, 0.0]
@@ -97,6 +97,15 @@ def print_goals(rows: list[dict[str, Any]]) -> None:
          reports[1][1] <= reports[0][1] * 1.1,
          " -> ".join(f"{peak:.0f} MiB at {stored:,} tasks" for stored, peak in reports)),
     ]  # fmt: skip
-    print(f"\n## Goals at {row['services']:,} services\n\n| goal | met | measured |\n|---|---|---|")
+    print(
+        f"\n### Goals at {row['services']:,} services\n\n| goal | met | measured |\n|---|---|---|"
+    )
     for goal, met, figure in goals:
         print(f"| {goal} | {'yes' if met else 'no'} | {figure} |")
+
+
+def print_machine(machine: dict[str, Any]) -> None:
+    before, after = machine["load_average_before"][0], machine["load_average_after"][0]
+    print(f"\nMachine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+          f"Python {machine['python']}; load average {before:.1f} before the run and "
+          f"{after:.1f} after it; the run took {machine['run_minutes']} min.")  # fmt: skip
