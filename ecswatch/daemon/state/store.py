@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from ecswatch.daemon.aws.retry import Retrier
-from ecswatch.daemon.state.dynamo import is_condition_failure, serialize_item, write
+from ecswatch.daemon.state.dynamo import is_condition_failure, write
 from ecswatch.daemon.state.encoded import encode_item, send_encoded_items
 from ecswatch.domain.deaths import OWED_FROM, OWED_STARTED, Before, before_of, needs_before
 from ecswatch.domain.events import Event, Resource
@@ -111,13 +111,11 @@ class Store:
         client.meta.events.register(
             "before-parse.dynamodb.PutItem", _trim_returned_item, unique_id="ecswatch-trim"
         )
+        # Every client, validating or not, takes the pre-encoded Item: botocore validates the
+        # empty placeholder it is handed (state/encoded.py). (A switch on
+        # `client.meta.config.parameter_validation` read True for every client, since botocore
+        # keeps that setting off meta.config, and sent every item the slow way.)
         send_encoded_items(client)
-        # The pre-encoded Item skips botocore's parameter validation, which ecswatch's clients
-        # turn off (aws/clients.py); a caller's own client that validates gets a plain Item.
-        validates = getattr(client.meta.config, "parameter_validation", True) is not False
-        self._encode: Callable[[Mapping[str, Any]], Any] = (
-            serialize_item if validates else encode_item
-        )
         self._tables = dict(tables)
         self._retrier = retrier
         self._observe_write = observe_write
@@ -166,7 +164,7 @@ class Store:
         names = {"#key": event.resource.key, "#version": "version"}
         return {
             "TableName": self._tables[event.resource],
-            "Item": self._encode(item),
+            "Item": encode_item(item),
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {k: v for k, v in names.items() if k in condition},
             "ExpressionAttributeValues": {":version": {"N": str(event.version)}},

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import decimal
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.awsrequest import AWSResponse
@@ -16,10 +18,12 @@ from hypothesis import strategies as st
 
 from ecswatch.config import AwsConfig
 from ecswatch.daemon.aws.clients import make_client
+from ecswatch.daemon.aws.retry import WRITE, Retrier
 from ecswatch.daemon.state.dynamo import UnstorableEventError, serialize_item
 from ecswatch.daemon.state.encoded import encode_item, send_encoded_items
+from ecswatch.daemon.state.store import Outcome, Store
 from ecswatch.dev.simulate import generate
-from ecswatch.domain.events import Event, build_item, parse_message
+from ecswatch.domain.events import Event, Resource, build_item, parse_message
 
 boto3_serialize = TypeSerializer().serialize
 json_like = st.recursive(
@@ -121,3 +125,27 @@ def test_an_encoded_item_alone_makes_a_well_formed_body() -> None:
     bodies = sent_bodies(client)
     client.put_item(Item=encode_item({"k": "v"}))
     assert bodies == [{"Item": {"k": {"S": "v"}}}]
+
+
+@pytest.mark.parametrize("validating", [False, True])
+def test_the_store_hands_botocore_its_item_pre_encoded(validating: bool) -> None:
+    """botocore is handed only the empty placeholder (it never walks the item), on ecswatch's
+    clients and on a caller's own client that validates parameters alike."""
+    aws = AwsConfig(region="us-east-1", endpoint_url="http://x:1")
+    client = make_client("dynamodb", aws)
+    if validating:
+        client = boto3.session.Session().client(
+            "dynamodb", region_name="us-east-1", endpoint_url="http://x:1"
+        )
+    store = Store(client, {Resource.TASK: "tasks"}, Retrier(WRITE, abort=threading.Event()))
+    handed: list[Any] = []
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.PutItem", lambda params, **_: handed.append(params["Item"])
+    )
+    bodies = sent_bodies(client)
+    events = map(parse_message, generate(tasks=1, seed=3).bodies())
+    event = next(e for e in events if isinstance(e, Event) and e.resource is Resource.TASK)
+    item = build_item(event, now=datetime.now(UTC), stopped_task_ttl_days=7)
+    assert store.apply(event, item).outcome is Outcome.APPLIED
+    assert handed == [{}]
+    assert bodies[0]["Item"] == serialize_item(item)
