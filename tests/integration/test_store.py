@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +14,11 @@ from botocore.exceptions import ClientError
 
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import Retrier, RetryPolicy
+from ecswatch.daemon.reconcile.ecs import Stopping
+from ecswatch.daemon.reconcile.guard import LeaseGuard
+from ecswatch.daemon.reconcile.lease import Lease
 from ecswatch.daemon.state.dynamo import UnstorableEventError
-from ecswatch.daemon.state.store import Outcome, Store
+from ecswatch.daemon.state.store import TRIM, Outcome, Store
 from ecswatch.domain.events import Event, Resource, build_item, parse_message
 from tests.conftest import Stack
 
@@ -147,4 +151,31 @@ def test_only_the_stores_own_conflicts_are_trimmed_to_what_it_reads(stack: Stack
         )
     whole = caught.value.response["Item"]
     assert {"taskArn", "version", "lastStatus", "eventId", "writtenAt"} <= set(whole)
+    with pytest.raises(ClientError) as trimmed:  # the store's own request, marked as it marks
+        client.put_item(
+            TableName=table,
+            Item={"taskArn": {"S": ARN}, "version": {"N": "1"}},
+            ConditionExpression="attribute_not_exists(taskArn)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **{TRIM: True},
+        )
+    assert set(trimmed.value.response["Item"]) == {"version", "lastStatus"}
     assert apply(store, event(5)).outcome is Outcome.DUPLICATE
+
+
+def test_a_lease_renewal_inside_a_store_write_reads_the_whole_lease_item(stack: Stack) -> None:
+    """The reconciler's guard renews its lease from inside the store's PutItem (botocore's
+    before-call, same client, same thread): that nested PutItem's answer is not trimmed, so a
+    refused renewal still sees who holds the lease and its token."""
+    store = make_store(stack, Recorder())
+    client = store._client
+    table = stack.config.dynamodb.service_table
+    other = Lease(make_client("dynamodb", stack.config.aws), table, "other", 60)
+    assert other.renew()
+    mine = Lease(client, table, "me", 60)
+    guard = LeaseGuard(mine, threading.Event(), lambda: None)
+    guard.watch(client)
+    with guard.active(), pytest.raises(Stopping):
+        apply(store, event(5, "STOPPED"))  # the guard renews first: refused, so it stops
+    assert (mine.state.owner, mine.state.token) == ("other", other.token)
+    assert mine.state.expires_at > time.time()

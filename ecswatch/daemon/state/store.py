@@ -40,16 +40,30 @@ PAY_CONDITION = "#version = :version AND attribute_exists(#owed)"
 # conflict: more than anything else ecswatch does per event, and the floor never pays it. The
 # replaced item (ReturnValues=ALL_OLD, asked only when it can decide a count) costs the same.
 # `apply` reads a few of their attributes, so a before-parse hook (botocore's own extension
-# point) keeps only those before botocore parses the body. Only for the store's own calls: a
-# thread-local flag, since botocore runs hooks on the calling thread; every other PutItem on
-# the same client (the reconciler's lease) gets the whole item as DynamoDB sent it.
+# point) keeps only those before botocore parses the body. Only for the store's own requests:
+# each carries TRIM (taken out before validation, kept in botocore's request context), and each
+# attempt of a PutItem on the client says whether its answer is trimmed (request-created, then
+# before-parse, on the same thread with no request between). A PutItem nested inside the
+# store's (the reconciler's lease guard renews from botocore's before-call) or any other on the
+# client gets the whole item as DynamoDB sent it.
 KEPT = frozenset({"version", "lastStatus", "startedAt", "reconciledFrom", OWED_FROM, OWED_STARTED})
 KEPT_ON_CONFLICT = KEPT
-_trimming = threading.local()
+TRIM = "EcswatchTrimReturnedItem"
+_attempt = threading.local()
+
+
+def _take_trim(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    if params.pop(TRIM, False):
+        context[TRIM] = True
+
+
+def _arm_trim(request: Any, **_: Any) -> None:
+    _attempt.trim = bool(getattr(request, "context", {}).get(TRIM))
 
 
 def _trim_returned_item(response_dict: dict[str, Any], **_: Any) -> None:
-    if not getattr(_trimming, "on", False):
+    trim, _attempt.trim = getattr(_attempt, "trim", False), False
+    if not trim:
         return
     body = response_dict.get("body")
     if not isinstance(body, bytes):
@@ -108,9 +122,15 @@ class Store:
         observe_write: Callable[[str, float], None] = lambda table, seconds: None,
     ) -> None:
         self._client = client
-        client.meta.events.register(
-            "before-parse.dynamodb.PutItem", _trim_returned_item, unique_id="ecswatch-trim"
+        hooks = (
+            ("before-parameter-build", _take_trim),
+            ("request-created", _arm_trim),
+            ("before-parse", _trim_returned_item),
         )
+        for event, hook in hooks:
+            client.meta.events.register(
+                f"{event}.dynamodb.PutItem", hook, unique_id=f"ecswatch-trim-{event}"
+            )
         # Every client, validating or not, takes the pre-encoded Item: botocore validates the
         # empty placeholder it is handed (state/encoded.py). (A switch on
         # `client.meta.config.parameter_validation` read True for every client, since botocore
@@ -169,20 +189,17 @@ class Store:
             "ExpressionAttributeNames": {k: v for k, v in names.items() if k in condition},
             "ExpressionAttributeValues": {":version": {"N": str(event.version)}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            TRIM: True,
         }
 
     def _put(self, request: dict[str, Any]) -> dict[str, Any]:
-        _trimming.on = True
-        try:
-            return write(
-                self._retrier,
-                "PutItem",
-                request["TableName"],
-                lambda: self._client.put_item(**request),
-                self._observe_write,
-            )
-        finally:
-            _trimming.on = False
+        return write(
+            self._retrier,
+            "PutItem",
+            request["TableName"],
+            lambda: self._client.put_item(**request),
+            self._observe_write,
+        )
 
     def update(self, resource: Resource, request: dict[str, Any]) -> None:
         """One UpdateItem on `resource`'s table (the reconciler's marks), timed and retried."""
