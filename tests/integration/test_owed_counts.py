@@ -15,6 +15,7 @@ from ecswatch.cli import main
 from ecswatch.daemon.aws.clients import make_client
 from ecswatch.daemon.aws.retry import Retrier, RetryPolicy
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.daemon.reconcile.drift import TASKS, Pass
 from ecswatch.daemon.state.owed import OwingStore
 from ecswatch.daemon.state.store import Outcome, Store
 from ecswatch.domain.deaths import OWED_FROM, Before
@@ -234,3 +235,26 @@ def test_a_pay_between_the_commands_read_and_write_is_never_owed_again(stack: St
     phases = {"account": ACCOUNT, "region": REGION, "cluster": "prod", "phase": "pull"}
     assert registry.get_sample_value("ecswatch_task_start_phase_seconds_count", phases) == 1
     assert stopped_total(registry) == 1
+
+
+def test_a_late_copy_of_an_owed_version_never_undoes_a_reconciliation_mark(stack: Stack) -> None:
+    """The command wrote RUNNING with its start owed; a pass then marked the task STOPPED (ECS
+    forgot it). A late copy of that RUNNING version (a DLQ redrive) must not re-put it over the
+    mark; the owed start is paid once by the real STOPPED event, with the death."""
+    command, daemon, _ = stores(stack)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    started = {**TIMES, "startedAt": "2026-11-20T10:00:10Z"}
+    running = event(4, "RUNNING", **started)
+    write(command, running)
+    mark = Pass(None, stack.dynamodb, daemon, stack.config, daemon._retrier, apply=True)  # type: ignore[arg-type]
+    mark._mark(TASKS, {"taskArn": ARN, "version": "4", "lastStatus": "RUNNING"}, OWN_PROD)
+    assert counted(metrics, daemon, running) is Outcome.DUPLICATE
+    item = stack.task_items()[ARN]
+    assert (item["lastStatus"], item["reconciledFrom"]) == ("STOPPED", "RUNNING")
+    assert "expiresAt" in item
+    stopped = {**started, "stoppedAt": "2026-11-20T10:05:10Z", "stopCode": "UserInitiated"}
+    assert counted(metrics, daemon, event(5, "STOPPED", **stopped)) is Outcome.APPLIED
+    assert stopped_total(registry, cause="user", started="true") == 1
+    phases = {"account": ACCOUNT, "region": REGION, "cluster": "prod", "phase": "start"}
+    assert registry.get_sample_value("ecswatch_task_start_phase_seconds_count", phases) == 1

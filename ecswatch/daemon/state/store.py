@@ -11,6 +11,9 @@ count another process left owed (`countOwedFrom`, see state.owed) is paid by the
 write that meets it: a newer version replaces the whole item, flag included, and counts from
 the owed state; the same version (a duplicate) is re-put under `version = :v AND
 attribute_exists(countOwedFrom)` (a PutItem: atomic, also on moto), so exactly one payer wins.
+Not over a reconciliation mark (`reconciledFrom`: STOPPED at that same version, ECS forgot the
+task): re-putting the version's own state would bring the task back to life without expiry;
+the owed count waits for the next version (its STOPPED event), which counts from the owed state.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from ecswatch.domain.events import Event, Resource
 T = TypeVar("T")
 
 CONDITION = "attribute_not_exists(#key) OR #version < :version"
-PAY_CONDITION = "#version = :version AND attribute_exists(#owed)"
+PAY_CONDITION = "#version = :version AND attribute_exists(#owed) AND attribute_not_exists(#marked)"
+MARKED = "reconciledFrom"
 
 # On a failed condition DynamoDB returns the whole winning item (there is no projection for
 # ReturnValuesOnConditionCheckFailure), and botocore's parse of it cost ~0.2 ms of CPU per
@@ -156,7 +160,7 @@ class Store:
             version = _number(stored, "version")
             outcome = classify_conflict(version, event.version)
             paid = None
-            if counts and outcome is Outcome.DUPLICATE and OWED_FROM in (stored or {}):
+            if counts and outcome is Outcome.DUPLICATE and _owed_unmarked(stored):
                 paid = self._pay(event, item)
             return WriteResult(outcome, _string(stored, "lastStatus"), version, paid)
         old = response.get("Attributes")
@@ -168,14 +172,14 @@ class Store:
     def _pay(self, event: Event, item: Mapping[str, Any]) -> Before | None:
         """Re-put this same version where a count is still owed; the one that lands pays it."""
         request = self._request(event, item, PAY_CONDITION)
-        request["ExpressionAttributeNames"]["#owed"] = OWED_FROM
+        request["ExpressionAttributeNames"].update({"#owed": OWED_FROM, "#marked": MARKED})
         request["ReturnValues"] = "ALL_OLD"
         try:
             response = self._put(request)
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
-            return None  # another replica paid it, or a newer version did
+            return None  # another replica paid it, a newer version did, or a mark came
         return before_of_item(response.get("Attributes"))
 
     def _request(self, event: Event, item: Mapping[str, Any], condition: str) -> dict[str, Any]:
@@ -221,10 +225,14 @@ def before_of_item(item: Mapping[str, Any] | None) -> Before:
     return before_of(
         _string(item, "lastStatus"),
         bool(_string(item, "startedAt")),
-        reconciled_from=_string(item, "reconciledFrom"),
+        reconciled_from=_string(item, MARKED),
         owed_from=owed,
         owed_started=owed is not None and (item.get(OWED_STARTED) or {}).get("BOOL") is True,
     )
+
+
+def _owed_unmarked(item: Mapping[str, Any] | None) -> bool:
+    return OWED_FROM in (item or {}) and MARKED not in (item or {})
 
 
 def _string(item: Mapping[str, Any] | None, name: str) -> str | None:
