@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ReadTimeoutError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -240,3 +241,40 @@ def test_a_service_event_dynamodb_refuses_is_dead_lettered_not_retried(
     assert dead["MessageAttributes"]["ecswatch-reason"]["StringValue"] == "item_too_large"
     assert running.events("invalid", "ECS Service Action") == 1
     assert running.events("failed", "ECS Service Action") == 0
+
+
+class LosesFirstMarkerReply:
+    """A client whose first PutItem reaches DynamoDB and then times out: the reply is lost."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.meta = client.meta
+        self.lost = 0
+
+    def update_item(self, **request: Any) -> Any:
+        return self._client.update_item(**request)
+
+    def put_item(self, **request: Any) -> Any:
+        response = self._client.put_item(**request)
+        if not self.lost:
+            self.lost += 1
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return response
+
+
+def test_a_marker_whose_reply_was_lost_counts_once_on_its_retry(stack: Stack) -> None:
+    """DynamoDB applied the marker, the reply timed out, the retry met it: it is ours, so the
+    event counts (rolled_back included); another replica's copy is still a duplicate."""
+    store = service_store(stack)
+    lossy = LosesFirstMarkerReply(store._client)
+    store._client = lossy
+    web = DEFAULT_SERVICES[0]
+    rollback = event(
+        service_event(web, "deployment", "SERVICE_DEPLOYMENT_IN_PROGRESS", T0,
+                      reason="ECS deployment circuit breaker: rolling back to deploymentId d1.")
+    )  # fmt: skip
+    assert rollback.deployment_outcome == "rolled_back"
+    assert store.apply(rollback) is Outcome.APPLIED
+    assert lossy.lost == 1
+    assert service_store(stack).apply(rollback) is Outcome.DUPLICATE
+    assert store.apply(rollback) is Outcome.DUPLICATE

@@ -9,14 +9,19 @@ keyed `<service ARN>#<event id>`; PutItem is atomic per item (on moto too), so e
 writer's marker succeeds for each id, and only that writer counts the event. The state write
 comes first: a crash between the two leaves the state applied and the id unmarked, and the
 redelivery's state write is refused (equal key) while its marker succeeds and counts — once.
+A marker that landed but whose reply was lost (a timeout) is retried: the retry's condition
+fails on the very marker it wrote, which carries a `writer` id drawn once per `apply` (the
+winning marker comes back with the failure), so it counts as landed; another writer's copy has
+another id and stays a duplicate. A crash after the marker loses the count (docs/guarantees.md).
 Expiry (domain.expiry, where each rule's argument is): markers by rule 2, so no marker expires
 while a copy of its event could still be applied; service items by rule 3 (each applied state
 write pushes `expiresAt` `idle_ttl_days` ahead), and by rule 4 no state write for an event
 older than the service's `goneAt` (the reconciler found it deleted) applies.
 Bound: the service item holds a fixed set of attributes (three sort keys, three reasons cut to
 1,000 characters, names, ids, times): at most ~5 KB with 36-character EventBridge ids, ~1 KB
-typical, whatever the number of events; a marker is ~120 bytes and lives event_ttl_days. So an
-event costs one UpdateItem of that item (1 WCU typical, 5 at most) plus one 1-WCU PutItem.
+typical, whatever the number of events; a marker is ~160 bytes (its writer id included) and
+lives event_ttl_days. So an event costs one UpdateItem of that item (1 WCU typical, 5 at
+most) plus one 1-WCU PutItem.
 The gauges and `report` leave out items past their `expiresAt` or found gone at once
 (DynamoDB's TTL deletes within days).
 """
@@ -24,6 +29,7 @@ The gauges and `report` leave out items past their `expiresAt` or found gone at 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +52,8 @@ SORT_KEY = {
 CONDITION = (
     "(attribute_not_exists(#key) OR #key < :key) AND (attribute_not_exists(#gone) OR #gone < :at)"
 )
+#: the marker's attribute naming the `apply` call that wrote it
+WRITER = "writer"
 #: the service item's size bound (see above); tests/integration/test_service_bounds.py holds to it
 ITEM_BOUND_BYTES = 5 * 1024
 
@@ -91,15 +99,21 @@ def update_request(table: str, event: ServiceEvent, expires_at: int | None) -> d
     }
 
 
-def marker_request(table: str, event: ServiceEvent, expires_at: int | None) -> dict[str, Any]:
-    """The PutItem that only the first writer of this event id gets through."""
+def marker_request(
+    table: str, event: ServiceEvent, expires_at: int | None, writer: str = ""
+) -> dict[str, Any]:
+    """The PutItem that only the first writer of this event id gets through; `writer` tells
+    that writer its own marker when the retry of a write whose reply was lost meets it."""
     item: dict[str, Any] = {"eventKey": _s(f"{event.service_arn}#{event.event_id}")}
+    if writer:
+        item[WRITER] = _s(writer)
     if expires_at is not None:
         item["expiresAt"] = {"N": str(expires_at)}
     return {
         "TableName": table,
         "Item": item,
         "ConditionExpression": "attribute_not_exists(eventKey)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
 
 
@@ -129,15 +143,20 @@ class ServiceStore:
         """APPLIED: now the latest; STALE: older but new (count it); DUPLICATE: seen before."""
         now = datetime.fromtimestamp(self._clock(), UTC)
         latest = self._record_state(event, idle_expires_at(now, self.idle_ttl_days))
+        writer = uuid.uuid4().hex
         marker = marker_request(
-            self.event_table, event, expires_after_window(now, event.at, self._event_ttl_days)
+            self.event_table,
+            event,
+            expires_after_window(now, event.at, self._event_ttl_days),
+            writer,
         )
         try:
             self._write("PutItem", self.event_table, lambda: self._client.put_item(**marker))
         except ClientError as exc:
-            if is_condition_failure(exc):
+            if not is_condition_failure(exc):
+                raise
+            if (exc.response.get("Item") or {}).get(WRITER) != {"S": writer}:
                 return Outcome.DUPLICATE
-            raise
         return Outcome.APPLIED if latest else Outcome.STALE
 
     def _record_state(self, event: ServiceEvent, expires_at: int | None) -> bool:
