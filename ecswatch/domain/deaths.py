@@ -99,7 +99,9 @@ def task_counts(event: Event, before: Before) -> WriteCounts | None:
     starts_now = started and not before.started
     if not (stops_now or starts_now):
         return None
-    death = _death(event, detail, before, started) if stops_now else None
+    # A task the item shows started (RUNNING seen, or owed/marked as such) did reach RUNNING,
+    # even when its STOPPED version lacks startedAt: not a failed start.
+    death = _death(event, detail, before, started or before.started) if stops_now else None
     return WriteCounts(
         account=event.account,
         region=event.region,
@@ -118,5 +120,5 @@ def _death(event: Event, detail: Any, before: Before, started: bool) -> Death:
         started=started,
         oom=tuple(oom_containers(detail)),
         lifetime=lifetime,
-        failed_start=failed_start(event, before.status),
+        failed_start=None if started else failed_start(event, before.status),
     )

@@ -137,3 +137,17 @@ def test_what_the_docs_say_a_series_costs() -> None:
     assert len(series(registry, "ecswatch_tasks_stopped")) == 2
     assert len(series(registry, "ecswatch_failed_task_lifetime_seconds")) == 9
     assert len(series(registry, "ecswatch_task_start_phase_seconds")) == 42
+
+
+def test_a_stop_without_started_at_after_running_is_not_a_failed_start() -> None:
+    """The item had started (RUNNING with startedAt); a STOPPED version lacking startedAt is a
+    death of a started task, never a PENDING→STOPPED failed start."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    stopped = event("oom_kill")
+    detail = {k: v for k, v in stopped.detail.items() if k != "startedAt"}
+    bare = Event(**{**{f: getattr(stopped, f) for f in stopped.__slots__}, "detail": detail})
+    metrics.tasks.count_task(bare, Before("RUNNING", True))
+    value = registry.get_sample_value
+    assert value("ecswatch_tasks_stopped_total", {**WEB, "cause": "oom", "started": "true"}) == 1
+    assert series(registry, "ecswatch_tasks_pending_to_stopped_total") == []
