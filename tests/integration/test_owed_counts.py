@@ -258,3 +258,39 @@ def test_a_late_copy_of_an_owed_version_never_undoes_a_reconciliation_mark(stack
     assert stopped_total(registry, cause="user", started="true") == 1
     phases = {"account": ACCOUNT, "region": REGION, "cluster": "prod", "phase": "start"}
     assert registry.get_sample_value("ecswatch_task_start_phase_seconds_count", phases) == 1
+
+
+def test_daemons_racing_to_pay_one_owed_stop_count_it_once(stack: Stack) -> None:
+    """Eight daemons at once — six with the owed version's copy, two with the next version —
+    over one item the command left owing its stop: exactly one of them counts the death
+    (PutItem conditions are atomic per item, on moto too)."""
+    command = stores(stack)[0]
+    stop = event(2, "STOPPED", stopCode="TaskFailedToStart", stoppedReason=PULL)
+    later = event(3, "STOPPED", stopCode="TaskFailedToStart", stoppedReason=PULL)
+    daemons = [stores(stack)[1] for _ in range(4)] + [stores(stack)[2] for _ in range(4)]
+    for attempt in range(3):
+        stack.dynamodb.delete_item(
+            TableName=stack.config.dynamodb.task_table, Key={"taskArn": {"S": ARN}}
+        )
+        assert write(command, stop).outcome is Outcome.APPLIED
+        counts = race_all([(d, later if i < 2 else stop) for i, d in enumerate(daemons)])
+        paid = [c for c in counts if c is not None and c.status != "STOPPED"]
+        assert paid == [Before()], attempt  # the command wrote it over nothing: owed from none
+        assert OWED_FROM not in stack.task_items()[ARN]
+
+
+def race_all(writes: list[tuple[Store, Event]]) -> list[Before | None]:
+    """Each (store, event) written on its own thread, all released at once: what each counts."""
+    barrier = threading.Barrier(len(writes))
+    counts: list[Before | None] = []
+
+    def race(store: Store, e: Event) -> None:
+        barrier.wait()
+        counts.append(write(store, e).count_from)
+
+    threads = [threading.Thread(target=race, args=pair) for pair in writes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts
