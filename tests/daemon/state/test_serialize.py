@@ -46,9 +46,11 @@ def reference(item: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-@settings(max_examples=500, deadline=None)
+# 500 items in two independent shards of 250, so xdist runs them side by side.
+@pytest.mark.parametrize("shard", range(2))
+@settings(max_examples=250, deadline=None)
 @given(st.dictionaries(st.text(min_size=1, max_size=8), json_like, max_size=6))
-def test_matches_boto3_type_serializer_or_refuses_like_it(item: dict[str, Any]) -> None:
+def test_matches_boto3_type_serializer_or_refuses_like_it(shard: int, item: dict[str, Any]) -> None:
     expected = reference(item)
     if expected is None:
         with pytest.raises(UnstorableEventError):
