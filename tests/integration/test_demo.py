@@ -6,8 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ecswatch.dev.demo import EVENTS_PER_TASK
 from ecswatch.dev.simulate import generate
+
+pytestmark = pytest.mark.slow
 
 EVENTS = 60
 SEED = 4

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from ecswatch.dev.simulate import generate
 from tests.conftest import Running, Stack, wait_for
+
+pytestmark = pytest.mark.slow
 
 STATE_CHANGES = ("ECS Task State Change", "ECS Container Instance State Change")
 

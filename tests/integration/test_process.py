@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 
+import pytest
+
 from ecswatch.dev.simulate import ACCOUNT, REGION, generate
 from tests.conftest import Stack, http_get, wait_for
 from tests.integration.daemon_process import DaemonProcess
@@ -34,6 +36,7 @@ def test_missing_queue_url_exits_2(stack: Stack, processes: list[DaemonProcess])
     assert "sqs.queue_url" in proc.stderr_text()
 
 
+@pytest.mark.slow
 def test_sigterm_under_load_exits_0_in_time_and_loses_nothing(
     stack: Stack, processes: list[DaemonProcess]
 ) -> None:
@@ -59,6 +62,7 @@ def test_sigterm_under_load_exits_0_in_time_and_loses_nothing(
     assert second.terminate()[0] == 0
 
 
+@pytest.mark.slow
 def test_two_replicas_on_one_queue_never_double_count(
     stack: Stack, processes: list[DaemonProcess]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,8 @@ from ecswatch.domain.events import Resource
 from tests.conftest import Stack
 from tests.domain.test_properties import NoQueue, failed_starts
 from tests.strategies import Scenario, scenarios
+
+pytestmark = pytest.mark.slow
 
 
 @settings(

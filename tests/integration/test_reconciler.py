@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from ecswatch.daemon.state.store import Outcome
 from ecswatch.dev.simulate import Service, generate, service_event
 from ecswatch.domain.events import TASK_STATE_CHANGE, parse_message
@@ -53,6 +55,7 @@ def test_daemon_seeds_the_table_and_marks_a_lost_stop(
     assert running.value("ecswatch_reconcile_api_calls_total", operation="DescribeTasks") >= 2
 
 
+@pytest.mark.slow
 def test_throttled_ecs_slows_passes_which_still_finish_and_events_flow(
     stack: Stack, start_daemon: Callable[..., Running]
 ) -> None:
@@ -85,6 +88,7 @@ def _pass_starts(proc: DaemonProcess) -> list[float]:
     return [float(entry["started_at"]) for entry in proc.events("reconcile_pass_started")]
 
 
+@pytest.mark.slow
 def test_two_daemons_pass_once_per_interval_and_the_survivor_takes_over(
     stack: Stack, processes: list[DaemonProcess]
 ) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from ecswatch.daemon.aws.clients import make_client
@@ -52,6 +53,7 @@ def item_bytes(item: dict[str, Any]) -> int:
     return size
 
 
+@pytest.mark.slow
 def test_thousands_of_events_for_one_service_keep_its_item_bounded_and_counts_exact(
     stack: Stack,
 ) -> None:

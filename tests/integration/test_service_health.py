@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from botocore.exceptions import ReadTimeoutError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -142,6 +143,7 @@ def counted(registry: CollectorRegistry) -> Counter[tuple[str, str]]:
     return found
 
 
+@pytest.mark.slow
 @settings(
     max_examples=20,
     deadline=None,

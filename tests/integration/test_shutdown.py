@@ -5,6 +5,8 @@ process still exits within its shutdown_timeout."""
 
 from __future__ import annotations
 
+import pytest
+
 from ecswatch.dev.simulate import generate
 from tests.conftest import Stack, wait_for
 from tests.integration.daemon_process import DaemonProcess
@@ -35,6 +37,7 @@ def test_idle_sigterm_does_not_wait_for_the_long_poll(
     assert seconds < 10  # joining the long poll would take up to 20 s
 
 
+@pytest.mark.slow
 def test_busy_sigterm_finishes_the_writes_in_hand_and_exits_0_inside_the_stop_timeout(
     stack: Stack, processes: list[DaemonProcess]
 ) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from ecswatch.dev.emulator import SQS_THROTTLED
 from ecswatch.dev.simulate import generate
 from tests.conftest import Running, Stack, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 def test_faults_on_every_sqs_call_kind_lose_nothing(
