@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ecswatch.daemon.expose.metrics import Metrics
+from ecswatch.domain import deaths
 from ecswatch.domain.deaths import Before
 from ecswatch.domain.events import Event, parse_message
 from ecswatch.domain.services import Kind, ServiceEvent, parse_service_event
+from ecswatch.domain.stops import Cause
 from tests.domain.test_stops import EVENTS
 
 SERVICE = {"account": "123456789012", "region": "us-west-2", "cluster": "prod"}
@@ -151,3 +154,22 @@ def test_a_stop_without_started_at_after_running_is_not_a_failed_start() -> None
     value = registry.get_sample_value
     assert value("ecswatch_tasks_stopped_total", {**WEB, "cause": "oom", "started": "true"}) == 1
     assert series(registry, "ecswatch_tasks_pending_to_stopped_total") == []
+
+
+def test_only_a_write_that_moves_a_task_to_stopped_classifies_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per-event CPU: a RUNNING write, a start already counted and a STOPPED item's later
+    version never reach the stop rules; only the write that stops the task does."""
+    calls: list[str] = []
+    monkeypatch.setattr(deaths, "classify", lambda detail: calls.append("x") or Cause.USER)
+    metrics = Metrics(CollectorRegistry())
+    stopped = event("oom_kill")
+    detail = {**stopped.detail, "lastStatus": "RUNNING"}
+    running = Event(**{**{f: getattr(stopped, f) for f in stopped.__slots__}, "detail": detail})
+    metrics.tasks.count_task(running, Before("PENDING", False))  # counts its start only
+    metrics.tasks.count_task(running, Before("RUNNING", True))
+    metrics.tasks.count_task(stopped, Before("STOPPED", True))
+    assert calls == []
+    metrics.tasks.count_task(stopped, Before("RUNNING", True))
+    assert calls == ["x"]
