@@ -201,9 +201,10 @@ def build_item(event: Event, *, now: datetime, stopped_task_ttl_days: int) -> di
     item["eventId"] = event.event_id
     item["eventTime"] = event.event_time
     item["writtenAt"] = now.astimezone(UTC).isoformat(timespec="milliseconds")
-    expires_at = expiry.expires_after_window(now, event.event_time, stopped_task_ttl_days)
-    if expires_at is not None and is_gone(event):
-        item["expiresAt"] = expires_at
+    if is_gone(event):  # (the time is parsed only for the items that expire)
+        expires_at = expiry.expires_after_window(now, event.event_time, stopped_task_ttl_days)
+        if expires_at is not None:
+            item["expiresAt"] = expires_at
     return item
 
 
