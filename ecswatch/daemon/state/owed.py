@@ -6,8 +6,9 @@ still exactly what it read (`version = :read` and the owed flag as read: a PutIt
 it owes precisely what its own write would have counted (domain.deaths, from the state before
 it, an earlier owed state included). A daemon's write then pays it once: a newer version
 replaces the item and counts from the owed state; the same version is re-put under
-`attribute_exists(countOwedFrom)`, which one writer only can win. A pay between the command's
-read and write makes its condition fail, and it reads again.
+`attribute_exists(countOwedFrom)`, which one writer only can win (not over a reconciliation
+mark: the next version pays then). A pay between the command's read and write makes its
+condition fail, and it reads again.
 """
 
 from __future__ import annotations
