@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,9 +16,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import http_get, wait_for
 
+#: ECSWATCH_TEST_DAEMON_LOG_LEVEL=DEBUG: every daemon a test starts logs per message (read at
+#: import: the tests' environment is cleared of ECSWATCH_* variables)
+LOG_LEVEL = os.environ.get("ECSWATCH_TEST_DAEMON_LOG_LEVEL", "")
+
 
 class DaemonProcess:
     def __init__(self, env: dict[str, str], *args: str) -> None:
+        if LOG_LEVEL and "ECSWATCH_LOG_LEVEL" not in env:
+            env = {**env, "ECSWATCH_LOG_LEVEL": LOG_LEVEL}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ecswatch", "run", *args],
             env=env,
