@@ -147,19 +147,21 @@ class InFlight:
         due = self.due()
         if not due:
             return
+        # SQS runs the new visibility from when it applied the call, at or after this: counting
+        # from the answer instead would let a slow answer eat the margin the next beat needs.
+        sent = self._clock()
         refused, failed, errors = self._extend_side_by_side(
             [due[i : i + BATCH] for i in range(0, len(due), BATCH)]
         )
         if errors:  # one line a beat, however many calls failed whole
             log.warning("heartbeat_failed", calls=len(errors), messages=len(failed), **errors[0])
-        now = self._clock()
         with self._lock:
             for m in due:
                 entry = self._held.get(m.receipt_handle)
                 if entry is None or m.receipt_handle in failed:
                     continue  # settled meanwhile, or tried again at the next tick
                 # Refused for this entry: asking again would be refused again (never due).
-                since = math.inf if m.receipt_handle in refused else now
+                since = math.inf if m.receipt_handle in refused else sent
                 self._held[m.receipt_handle] = (m, entry[1], since)
         log.debug("visibility_extended", messages=len(due) - len(failed) - len(refused))
 

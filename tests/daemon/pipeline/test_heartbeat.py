@@ -3,6 +3,7 @@ once and the refusal is one log line per batch, not a retry of every message eve
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -117,3 +118,33 @@ def test_a_heartbeat_whose_calls_all_fail_is_one_line_a_beat_not_one_per_batch()
     assert queue.calls == 15  # every due message asked again each beat
     failed = [e for e in logs if e["event"] == "heartbeat_failed"]
     assert [(e["calls"], e["messages"]) for e in failed] == [(5, 45)] * 3
+
+
+class SlowToAnswer:
+    """An SQS client whose ChangeMessageVisibilityBatch is applied at once but answered
+    `seconds` later (a loaded SQS endpoint: the visibility runs from when SQS applied it)."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        self.applied_at: list[float] = []
+
+    def change_message_visibility_batch(self, **request: Any) -> dict[str, Any]:
+        self.applied_at.append(self.clock.now)
+        self.clock.now += self.seconds
+        return {"Successful": [{"Id": e["Id"]} for e in request["Entries"]], "Failed": []}
+
+
+def test_a_slow_extension_counts_the_visibility_from_when_it_was_sent_not_answered() -> None:
+    """Extensions answered 6 s after SQS applied them (visibility 9 s, a loaded endpoint): the
+    next one is still applied before the previous one's visibility runs out."""
+    clock = Clock()
+    client = SlowToAnswer(clock, seconds=6.0)
+    queue = Queue(client, "https://queue", retrier=Retrier(QUEUE_OP, abort=threading.Event()))
+    owner = InFlight(queue, Metrics(CollectorRegistry()), visibility_timeout=9, clock=clock)
+    owner.received(messages(1))
+    for _ in range(60):  # the heartbeat's ticks, half a second apart
+        clock.now += 0.5
+        owner.beat()
+    applied = [100.0, *client.applied_at]  # received at 100
+    assert len(applied) >= 4
+    assert all(later - earlier < 9 for earlier, later in itertools.pairwise(applied))
