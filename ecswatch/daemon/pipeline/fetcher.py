@@ -69,10 +69,17 @@ class Fetchers:
         self._wait, self._visibility = wait_time_seconds, visibility_timeout
         self._stopping, self._tick = stopping, tick
         self.last_receive: float | None = None
+        self._polls: dict[int, float] = {}  # thread ident -> when its open ReceiveMessage began
         self.threads = [
             threading.Thread(target=self._run, name=f"ecswatch-fetcher-{i}", daemon=True)
             for i in range(threads)
         ]
+
+    def open_poll_seconds(self) -> float:
+        """Seconds until the last of our open long polls ends on SQS's side (0 with none open):
+        SQS keeps a poll open for its wait time, and fills it, whether or not we still read it."""
+        now = time.monotonic()
+        return max((begun + self._wait - now for begun in list(self._polls.values())), default=0.0)
 
     def _run(self) -> None:
         name = threading.current_thread().name
@@ -98,11 +105,14 @@ class Fetchers:
         if not room:
             return
         messages: list[Message] = []
+        ident = threading.get_ident()
+        self._polls[ident] = time.monotonic()
         try:
             messages = self._queue.receive(
                 max_messages=room, wait_seconds=self._wait, visibility_timeout=self._visibility
             )
         finally:
+            del self._polls[ident]
             if messages:
                 self._metrics.messages_received.inc(len(messages))
                 self._inflight.received(messages)

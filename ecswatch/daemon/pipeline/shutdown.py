@@ -9,8 +9,11 @@ after the signal (a brownout of SQS at SIGTERM must not overrun ECS's stopTimeou
 The long poll: fetchers get one poll interval to leave, no more. One blocked in a long poll (up
 to wait_time_seconds, 20 s by default, which would not fit ECS's 30 s stopTimeout after a busy
 drain) is left to end with the process; what that cut-short poll would have returned stays
-invisible until its visibility timeout, then is redelivered (docs/guarantees.md). A poll that
-returns while we still drain gives its messages back at once (fetcher.py).
+invisible until its visibility timeout, then is redelivered (docs/guarantees.md). SQS keeps
+such a poll open for its whole wait time after we exit, so what we give back meanwhile becomes
+visible only once the last of our polls has ended there: given back sooner, it falls into the
+dead poll, one receive more each time (towards maxReceiveCount) and hidden for a visibility
+timeout. A poll that returns while we still drain gives its messages back at once (fetcher.py).
 Steps that wait on AWS (the give-back, the deletes, the heartbeat) run on threads of their own
 that are joined until the deadline, not beyond: a call still hanging then is abandoned with the
 process, and its messages become visible at their timeout instead, a redelivery at worst.
@@ -18,8 +21,10 @@ process, and its messages become visible at their timeout instead, a redelivery 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -30,8 +35,9 @@ from ecswatch.daemon.pipeline.pause import Pause
 
 log = structlog.get_logger("ecswatch.daemon.pipeline.shutdown")
 
-#: visibility of messages given back while a poll of ours is still open
-RELEASE_BEHIND_POLL_SECONDS = 3
+#: seconds past the end of our last open poll (by our clock) that messages given back stay
+#: invisible: the poll began on SQS's side after we sent it, and ends a little past its wait
+RELEASE_BEHIND_POLL_SECONDS = 2
 
 
 def stop_pipeline(
@@ -41,6 +47,7 @@ def stop_pipeline(
     abort: threading.Event,
     workers: list[threading.Thread],
     fetchers: list[threading.Thread],
+    open_poll_seconds: Callable[[], float],
     buffer: Buffer,
     pause: Pause,
     inflight: InFlight,
@@ -55,12 +62,14 @@ def stop_pipeline(
         finished = join(workers, deadline - 1.0)
     polling = not join(fetchers, min(deadline, time.monotonic() + POLL_SECONDS))
     # Released at once, they would fall into a poll of ours still open and then die with
-    # the process; visible again a little after we exit, the next consumer takes them.
+    # the process; visible again once that poll has ended on SQS's side, the next consumer
+    # takes them.
+    behind = math.ceil(open_poll_seconds()) + RELEASE_BEHIND_POLL_SECONDS if polling else 0
     unstarted = buffer.drain() + pause.drain()
     release = threading.Thread(
         target=inflight.release,
         args=(unstarted,),
-        kwargs={"after_seconds": RELEASE_BEHIND_POLL_SECONDS if polling else 0},
+        kwargs={"after_seconds": behind},
         name="ecswatch-release",
         daemon=True,
     )

@@ -127,6 +127,7 @@ class WorkerPool:
             abort=self.abort,
             workers=self._workers,
             fetchers=self.fetchers.threads,
+            open_poll_seconds=self.fetchers.open_poll_seconds,
             buffer=self.buffer,
             pause=self.pause,
             inflight=self.inflight,

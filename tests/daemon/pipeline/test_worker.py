@@ -182,6 +182,51 @@ def test_stopping_mid_batch_deletes_the_finished_and_releases_the_prefetched() -
     assert pool.inflight.due() == []
 
 
+class LongPolling(FakeQueue):
+    """Its first receive returns the batch; every later one is a long poll that stays open
+    (until the test ends), as SQS keeps it open for the wait time after the caller left."""
+
+    def __init__(self, batches: list[list[Message]]) -> None:
+        super().__init__(batches)
+        self.open = threading.Event()
+
+    def receive(self, **_: Any) -> list[Message]:
+        if self.batches:
+            return self.batches.pop(0)
+        self.open.wait(30)
+        return []
+
+
+def test_stopping_during_a_long_poll_gives_back_the_prefetched_after_that_poll_ends() -> None:
+    """wait_time_seconds 20, a poll of ours open at the stop: the messages given back stay
+    invisible until that poll has ended on SQS's side, so it does not swallow them."""
+    queue = LongPolling([messages(5)])
+    ref: list[WorkerPool] = []
+    processor = StopAfter(ref, 1)
+    pool = WorkerPool(
+        queue,  # type: ignore[arg-type]
+        processor,
+        Metrics(CollectorRegistry()),
+        count=1,
+        wait_time_seconds=20,
+        max_messages=10,
+        visibility_timeout=60,
+        abort=threading.Event(),
+    )
+    ref.append(pool)
+    pool.start()
+    try:
+        wait_until = time.monotonic() + 10
+        while not pool.stopping.is_set() and time.monotonic() < wait_until:
+            time.sleep(0.01)
+        assert pool.shutdown(time.monotonic() + 5)
+    finally:
+        queue.open.set()
+    released = dict(queue.visibility)
+    assert sorted(released) == ["m1", "m2", "m3", "m4"]
+    assert all(18 <= seconds <= 23 for seconds in released.values()), released
+
+
 def deleter(queue: FakeQueue, clock: Clock) -> Deleter:
     return Deleter(
         queue.delete,
