@@ -32,7 +32,9 @@ REQUIRE_TOOLS = bool(os.environ.get("ECSWATCH_REQUIRE_TOOLS"))
 
 # Modules whose tests share one costly module fixture (the image, built once): under xdist one
 # worker runs each such module whole. Every other test is scheduled on its own.
-WHOLE_MODULES = ("tests/integration/test_image.py",)
+# test_partial_outage.py: its two outages start 8 daemons each; side by side, 16 daemons on two
+# cores starved the heartbeats of their 10 s visibility.
+WHOLE_MODULES = ("tests/integration/test_image.py", "tests/integration/test_partial_outage.py")
 
 
 @pytest.hookimpl(optionalhook=True)
