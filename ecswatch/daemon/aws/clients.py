@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import botocore
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.handlers import add_retry_headers
 
@@ -18,6 +19,17 @@ from ecswatch.config import AwsConfig
 USER_AGENT = (
     f"ecswatch/{__version__} Botocore/{botocore.__version__} Python/{platform.python_version()}"
 )
+
+
+def user_agent(app_id: str | None = None) -> str:
+    """USER_AGENT plus the operator's application id, as botocore's own would carry it.
+
+    The id comes from where botocore reads it (AWS_SDK_UA_APP_ID, `sdk_ua_app_id` in the
+    shared config file), so an operator who tags their callers finds ecswatch's in CloudTrail.
+    """
+    if app_id is None:
+        app_id = botocore.session.get_session().get_config_variable("user_agent_appid")
+    return f"{USER_AGENT} app/{app_id}" if app_id else USER_AGENT
 
 
 def client_config(
@@ -36,7 +48,7 @@ def client_config(
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
-        user_agent=USER_AGENT,
+        user_agent=user_agent(),
     )
 
 

@@ -55,3 +55,14 @@ def test_requests_carry_our_user_agent_and_no_retry_telemetry() -> None:
     assert "amz-sdk-invocation-id" not in headers
     assert "amz-sdk-request" not in headers
     assert "Authorization" in headers
+
+
+def test_the_operators_application_id_reaches_the_user_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS_SDK_UA_APP_ID tags ecswatch's calls as it would any boto3 caller's (CloudTrail)."""
+    monkeypatch.setenv("AWS_SDK_UA_APP_ID", "team-ops")
+    client = make_client("sqs", AwsConfig(region="us-east-1", endpoint_url="http://x:1"))
+    sent = answering(client, 200, b"{}")
+    client.delete_message_batch(QueueUrl="http://x:1/q", Entries=[])
+    assert b" app/team-ops" in sent[0].headers["User-Agent"]
