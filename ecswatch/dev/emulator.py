@@ -43,9 +43,19 @@ INTERNAL_ERROR_BODY = {
     "message": "Internal server error (injected by ecswatch's emulator)",
 }
 
-# DynamoDB applies a conditional UpdateItem atomically; moto does not (two concurrent updates of
-# one item can both pass the condition), so the emulator runs these one at a time. PutItem holds.
-SERIALIZED = frozenset({"DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.TransactWriteItems"})
+# DynamoDB applies every conditional write atomically per item; moto reads the current item,
+# evaluates the condition in Python and then stores, so two concurrent writes of one item can
+# both pass the condition. Seen for UpdateItem often; for PutItem rarely (a double-counted failed
+# start under load: both writers of one version saw the old item as ALL_OLD). The emulator runs
+# every item write one at a time, as DynamoDB's per-item atomicity promises.
+SERIALIZED = frozenset(
+    {
+        "DynamoDB_20120810.PutItem",
+        "DynamoDB_20120810.UpdateItem",
+        "DynamoDB_20120810.DeleteItem",
+        "DynamoDB_20120810.TransactWriteItems",
+    }
+)
 
 
 @dataclass
